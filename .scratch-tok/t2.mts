@@ -1,0 +1,17 @@
+import { loadCorpus, brownTokens, brownDirectory } from '../src/data/corpus';
+import { trainWordPiece, countWords } from '../src/tokenizer/train-vocab';
+import { BertTokenizer } from '../src/tokenizer/tokenizer';
+import { readdirSync, readFileSync } from 'node:fs';
+let t = Date.now();
+const c = await loadCorpus(['sotu','brown','datasets'], { seed: 1, dataDir: '/work/shared/data/datasets' });
+console.log('load', Date.now()-t, c.stats, c.train.length, c.heldOut.length);
+const dir = brownDirectory(); let n=0; for (const f of readdirSync(dir).filter(f=>/^c[a-r]\d\d$/.test(f))) n+=brownTokens(readFileSync(dir+'/'+f,'utf8')).length; console.log('brown tokens', n);
+console.log(c.train.find(t=>t.startsWith('The Fulton'))?.slice(0,500));
+t = Date.now();
+const counts = countWords(c.train); let words=0; for (const v of counts.values()) words+=v;
+console.log('count', Date.now()-t, counts.size, words);
+t = Date.now();
+const vocab = trainWordPiece(c.train, { vocabSize: 8192, onProgress: ()=>{} });
+console.log('train', Date.now()-t, vocab.length, vocab.slice(0,12), vocab.slice(-20));
+const tok = BertTokenizer.fromVocab(vocab);
+console.log(tok.tokenize('The President addressed the unaffable Congress about healthcare.'));

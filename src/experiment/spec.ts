@@ -1,0 +1,182 @@
+import { basename } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * An experiment is data: which model, which dataset (and how much of it), which corruption, which
+ * fine-tuning recipe, which seed. Objects are strict so a typo in a grid file ("learningrate") is an
+ * error instead of a silently ignored field that would also change nothing about the hash.
+ */
+
+const positiveInt = z.number().int().positive();
+
+export const DatasetSpecSchema = z
+  .strictObject({
+    /** A name from the dataset registry (src/data/registry.ts), e.g. "sst2". */
+    name: z.string().min(1).optional(),
+    /** User data: JSONL files of { text, label }. Either `name` or `train` + `eval`. */
+    train: z.string().min(1).optional(),
+    eval: z.string().min(1).optional(),
+    /** Registry split to evaluate on; absent = the registry's default evaluation split. */
+    evalSplit: z.string().min(1).optional(),
+    /** Stratified subsample sizes; absent = the whole split. */
+    trainSize: positiveInt.optional(),
+    evalSize: positiveInt.optional(),
+    maxLength: positiveInt.default(128),
+  })
+  .superRefine((d, ctx) => {
+    const hasFiles = d.train !== undefined || d.eval !== undefined;
+    if (d.name !== undefined && hasFiles) {
+      ctx.addIssue({ code: 'custom', message: 'give either name (a registry dataset) or train + eval (JSONL files), not both' });
+    } else if (d.name === undefined && (d.train === undefined || d.eval === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'needs name (a registry dataset) or both train and eval (JSONL files)' });
+    }
+  });
+
+/** Parameter groups a corruption can target (the names src/corruption.ts understands). */
+export const CORRUPTION_COMPONENTS = ['all', 'attention', 'ffn', 'layernorm', 'embeddings', 'pooler'] as const;
+export const CORRUPTION_MODES = ['reinit', 'noise', 'zero', 'partial'] as const;
+
+export const CorruptionSpecSchema = z.strictObject({
+  /**
+   * Which encoder layers, in src/corruption.ts's syntax: "bottom:K", "top:K", an explicit list "0,3",
+   * or a fraction of the layers. Layer 0 is the bottom. Checked against the model's depth at run time,
+   * because the spec doesn't know the model's number of layers.
+   */
+  layers: z.string().trim().min(1),
+  components: z.array(z.enum(CORRUPTION_COMPONENTS)).min(1).default(['all']),
+  mode: z.enum(CORRUPTION_MODES).default('reinit'),
+  /** Noise scale relative to the tensor's std (mode "noise"). */
+  ratio: z.number().positive().optional(),
+  /** Share of entries re-initialised (mode "partial"). */
+  fraction: z.number().gt(0).max(1).optional(),
+});
+
+export const RecipeSchema = z.strictObject({
+  /** Absent = chosen from the model size at run time; the resolved value is recorded in the result. */
+  learningRate: z.number().positive().optional(),
+  epochs: positiveInt.default(3),
+  batchSize: positiveInt.default(32),
+  gradientAccumulation: positiveInt.default(1),
+  warmupRatio: z.number().min(0).max(1).default(0.1),
+  weightDecay: z.number().min(0).default(0.01),
+  maxGradNorm: z.number().min(0).default(1.0),
+  evalBatchSize: positiveInt.default(64),
+});
+
+export const ExperimentSpecSchema = z.strictObject({
+  /** A local checkpoint directory, a hub repo id, or "default" (the project's shipped model). */
+  model: z.string().min(1).default('default'),
+  dataset: DatasetSpecSchema,
+  /** null = the clean baseline. */
+  corruption: CorruptionSpecSchema.nullable().default(null),
+  recipe: RecipeSchema.prefault({}),
+  seed: z.number().int().nonnegative().default(0),
+  /** Train from randomly initialised weights (the "nothing to heal from" baseline). */
+  fromScratch: z.boolean().default(false),
+});
+
+export type DatasetSpec = z.output<typeof DatasetSpecSchema>;
+export type CorruptionSpecInput = z.input<typeof CorruptionSpecSchema>;
+export type ExperimentCorruption = z.output<typeof CorruptionSpecSchema>;
+export type Recipe = z.output<typeof RecipeSchema>;
+/** A spec with every default filled in (what parse returns and what is hashed). */
+export type ExperimentSpec = z.output<typeof ExperimentSpecSchema>;
+/** What a user may write: defaults may be left out. */
+export type ExperimentSpecInput = z.input<typeof ExperimentSpecSchema>;
+
+// Metrics go through JSON, where NaN and Infinity become null; a diverged run keeps those nulls.
+const metric = z.number().nullable();
+
+const EvalMetricsSchema = z.looseObject({
+  accuracy: metric,
+  macroF1: metric,
+  perClassF1: z.array(metric),
+  confusion: z.array(z.array(z.number())),
+});
+
+/**
+ * One finished run, one JSONL line in the result store. Loose objects: a newer runner may add fields
+ * (extra analyses) and older readers keep them instead of rejecting the line.
+ */
+export const ResultRowSchema = z.looseObject({
+  hash: z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 hex characters'),
+  spec: ExperimentSpecSchema,
+  status: z.enum(['ok', 'diverged']),
+  label: z.string(),
+  numLabels: positiveInt,
+  labelNames: z.array(z.string()),
+  recipe: RecipeSchema.extend({ learningRate: z.number().positive() }).loose(),
+  epochs: z.array(
+    z.looseObject({
+      epoch: z.number().int().nonnegative(),
+      trainLoss: metric,
+      eval: EvalMetricsSchema,
+    }),
+  ),
+  lossCurve: z.array(z.looseObject({ step: z.number().int().nonnegative(), loss: metric })),
+  final: z.looseObject({ accuracy: metric, macroF1: metric }),
+  divergedAt: z.looseObject({ epoch: z.number().int().nonnegative(), step: z.number().int().nonnegative() }).optional(),
+  corruption: z.looseObject({ layers: z.array(z.number().int().nonnegative()), tensors: z.number().int().nonnegative() }).optional(),
+  trainExamples: z.number().int().nonnegative(),
+  evalExamples: z.number().int().nonnegative(),
+  timings: z.looseObject({
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    seconds: z.number().nonnegative(),
+    trainTokensPerSecond: metric,
+  }),
+  provenance: z.looseObject({
+    backend: z.string(),
+    packageVersion: z.string(),
+    gitCommit: z.string(),
+    node: z.string(),
+    host: z.string(),
+  }),
+});
+
+export type ResultRow = z.output<typeof ResultRowSchema>;
+
+/** zod issues as "a.b[2].c: message; ...", the JSON path a user can find in their file. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = [...issue.path];
+      // An unknown key is most useful when the path points at the key itself.
+      if (issue.code === 'unrecognized_keys' && issue.keys.length === 1) path.push(issue.keys[0]);
+      return `${jsonPath(path) || '(root)'}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+export function jsonPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
+
+/** "sst2", or the train file's name for user data. */
+export function datasetLabel(dataset: DatasetSpec): string {
+  if (dataset.name) return dataset.name;
+  return basename(dataset.train ?? 'data').replace(/\.jsonl$/i, '');
+}
+
+/** "clean", "scratch", or "bottom:2/all/reinit" (the same short form src/corruption.ts prints). */
+export function corruptionLabel(spec: Pick<ExperimentSpec, 'corruption' | 'fromScratch'>): string {
+  if (spec.fromScratch) return 'scratch';
+  const c = spec.corruption;
+  if (!c) return 'clean';
+  return `${c.layers}/${c.components.join('+')}/${c.mode}`;
+}
+
+/** A short human label for tables and logs, e.g. "sst2 bottom:2/all/reinit seed 1". */
+export function specLabel(spec: ExperimentSpec): string {
+  return `${datasetLabel(spec.dataset)} ${corruptionLabel(spec)} seed ${spec.seed}`;
+}
+
+/** Parses and fills defaults; throws a ZodError (callers add the file name). */
+export function parseSpec(input: unknown): ExperimentSpec {
+  return ExperimentSpecSchema.parse(input);
+}

@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { UserError } from '../errors';
+import { resolveModel } from './hub';
+
+/**
+ * The small BERTs this project pretrains and ships in data/models/ (see their model cards). They are
+ * what every command uses when --model is not given, so a fresh clone runs the study offline.
+ */
+export const SHIPPED_MODELS = {
+  /** The study model: deep enough to compare bottom-K and top-K corruption. */
+  default: 'healing-bert-small',
+  /** A fast model for tests, CI and quick runs. */
+  tiny: 'healing-bert-tiny',
+} as const;
+
+export type ShippedModel = keyof typeof SHIPPED_MODELS;
+
+export const MODELS_DIR = fileURLToPath(new URL('../../data/models/', import.meta.url));
+
+export function shippedModelDir(name: ShippedModel): string {
+  return join(MODELS_DIR, SHIPPED_MODELS[name]);
+}
+
+/**
+ * A --model argument to a checkpoint directory: absent or "default" / "tiny" name a shipped model;
+ * anything else is a local directory or a hub repository id (downloaded into the cache).
+ */
+export async function resolveModelDir(arg?: string): Promise<string> {
+  const name = (arg ?? 'default') as ShippedModel;
+  if (name in SHIPPED_MODELS) {
+    const dir = shippedModelDir(name);
+    if (!existsSync(join(dir, 'config.json'))) {
+      throw new UserError(
+        `the shipped model "${name}" is missing at ${dir}; rebuild it with the command in its model card or pass --model DIR`,
+      );
+    }
+    return dir;
+  }
+  return resolveModel(arg!);
+}

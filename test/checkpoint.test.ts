@@ -1,0 +1,401 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../src/errors';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../src/io/checkpoint';
+import { readSafetensors, readSafetensorsHeader } from '../src/io/safetensors';
+import { disposeParams, parameterLayout } from '../src/model/names';
+
+const parityDir = process.env.HEALING_SHARED_DIR
+  ? join(process.env.HEALING_SHARED_DIR, 'fixtures/parity')
+  : fileURLToPath(new URL('../../shared/fixtures/parity/', import.meta.url));
+const BERT = join(parityDir, 'bert-tiny-random');
+const DISTIL = join(parityDir, 'distilbert-tiny-random');
+
+const work = await mkdtemp(join(tmpdir(), 'healing-checkpoint-'));
+test.after(() => rm(work, { recursive: true, force: true }));
+
+type Raw = { dtype: string; shape: number[]; bytes: Uint8Array };
+
+const f32Raw = (shape: number[], data: Float32Array): Raw => ({ dtype: 'F32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+const bits = (a: Float32Array | ArrayLike<number>): number[] => Array.from(new Uint32Array(Float32Array.from(a).buffer));
+
+/** An independent safetensors writer (any dtype), so variants don't depend on the code under test. */
+function safetensorsBytes(tensors: Array<[string, Raw]>): Buffer {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([prefix, json, ...tensors.map(([, t]) => t.bytes)]);
+}
+
+async function fixtureTensors(dir: string): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  return (await readSafetensors(join(dir, 'model.safetensors'))).tensors;
+}
+
+async function fixtureConfig(dir: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+}
+
+let variantCounter = 0;
+async function variant(config: Record<string, unknown>, tensors: Array<[string, Raw]>): Promise<string> {
+  const dir = join(work, `variant-${variantCounter++}`);
+  await mkdir(dir);
+  await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+  await writeFile(join(dir, 'model.safetensors'), safetensorsBytes(tensors));
+  return dir;
+}
+
+/** The fixture's tensors as raw F32 entries, keys mapped (undefined drops a key). */
+async function fixtureEntries(dir: string, rename: (key: string) => string | undefined = (k) => k): Promise<Array<[string, Raw]>> {
+  const out: Array<[string, Raw]> = [];
+  for (const [key, t] of await fixtureTensors(dir)) {
+    const name = rename(key);
+    if (name !== undefined) out.push([name, f32Raw(t.shape, t.data)]);
+  }
+  return out;
+}
+
+async function paramBits(c: Checkpoint): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>();
+  for (const [name, t] of c.params) out.set(name, bits((await t.data()) as Float32Array));
+  return out;
+}
+
+async function assertUserError(promise: Promise<unknown>, mentions: string[]): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof UserError, `expected UserError, got ${(error as Error)?.stack ?? error}`);
+    for (const m of mentions) assert.ok(error.message.includes(m), `message mentions ${JSON.stringify(m)}: ${error.message}`);
+    return true;
+  });
+}
+
+const leftovers = async (dir: string) => (await readdir(dir)).filter((f) => f.includes('.tmp-') || f.includes('.old-'));
+
+test('loads both parity fixtures with every expected name, shape and value', async () => {
+  const before = tf.memory().numTensors;
+  for (const dir of [BERT, DISTIL]) {
+    const json = await fixtureConfig(dir);
+    const numLabels = Object.keys(json.id2label as object).length;
+    const c = await loadCheckpoint(dir);
+    assert.equal(c.head, 'classifier');
+    assert.equal(c.numLabels, numLabels);
+    assert.deepEqual(c.labels, Object.values(json.id2label as object));
+    const layout = parameterLayout(c.config, 'classifier', numLabels);
+    assert.deepEqual([...c.params.keys()].sort(), layout.map((p) => p.name).sort());
+    for (const p of layout) assert.deepEqual(c.params.get(p.name)!.shape, p.shape, p.name);
+    const raw = await fixtureTensors(dir);
+    const loaded = await paramBits(c);
+    for (const [name, t] of raw) assert.deepEqual(loaded.get(name), bits(t.data), name);
+    assert.deepEqual(c.report.dtypes, ['F32']);
+    assert.deepEqual(c.report.renamed, []);
+    assert.deepEqual(c.report.initialised, []);
+    assert.deepEqual(c.report.ignored, []);
+    disposeParams(c.params);
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+});
+
+test('old BERT naming: gamma/beta, no bert. prefix, pretraining heads and position_ids are handled', async () => {
+  const raw = await fixtureTensors(BERT);
+  const entries = await fixtureEntries(BERT, (k) =>
+    k.replace(/^bert\./, '').replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta'),
+  );
+  const h = 48;
+  entries.push(
+    ['cls.predictions.transform.dense.weight', f32Raw([h, h], new Float32Array(h * h))],
+    ['cls.predictions.transform.LayerNorm.gamma', f32Raw([h], new Float32Array(h))],
+    ['cls.seq_relationship.weight', f32Raw([2, h], new Float32Array(2 * h))],
+    ['bert.embeddings.position_ids', { dtype: 'I64', shape: [1, 40], bytes: new Uint8Array(BigInt64Array.from({ length: 40 }, (_, i) => BigInt(i)).buffer) }],
+  );
+  const dir = await variant(await fixtureConfig(BERT), entries);
+  const c = await loadCheckpoint(dir);
+  assert.equal(c.head, 'classifier');
+  const loaded = await paramBits(c);
+  assert.equal(loaded.size, raw.size);
+  for (const [name, t] of raw) assert.deepEqual(loaded.get(name), bits(t.data), name);
+  const renamed = new Map(c.report.renamed.map((r) => [r.from, r.to]));
+  assert.equal(renamed.get('embeddings.LayerNorm.gamma'), 'bert.embeddings.LayerNorm.weight');
+  assert.equal(renamed.get('encoder.layer.2.output.LayerNorm.beta'), 'bert.encoder.layer.2.output.LayerNorm.bias');
+  assert.equal(renamed.get('encoder.layer.0.attention.self.query.weight'), 'bert.encoder.layer.0.attention.self.query.weight');
+  assert.equal(renamed.has('classifier.weight'), false, 'head keys have no prefix to add');
+  assert.equal(c.report.renamed.length, raw.size - 2);
+  assert.deepEqual(c.report.ignored.map((i) => i.name).sort(), [
+    'bert.embeddings.position_ids', 'cls.predictions.transform.LayerNorm.gamma', 'cls.predictions.transform.dense.weight', 'cls.seq_relationship.weight',
+  ]);
+  disposeParams(c.params);
+});
+
+test('DistilBERT without prefix and with vocab_* heads: ignored for a classifier, used for MLM', async () => {
+  const raw = await fixtureTensors(DISTIL);
+  const h = 48;
+  const v = 120;
+  const word = raw.get('distilbert.embeddings.word_embeddings.weight')!;
+  const projectorBias = Float32Array.from({ length: v }, (_, i) => i / 7);
+  const entries = await fixtureEntries(DISTIL, (k) => k.replace(/^distilbert\./, ''));
+  entries.push(
+    ['vocab_transform.weight', f32Raw([h, h], Float32Array.from({ length: h * h }, (_, i) => Math.sin(i)))],
+    ['vocab_transform.bias', f32Raw([h], new Float32Array(h))],
+    ['vocab_layer_norm.weight', f32Raw([h], new Float32Array(h).fill(1))],
+    ['vocab_layer_norm.bias', f32Raw([h], new Float32Array(h))],
+    ['vocab_projector.weight', f32Raw([v, h], word.data)],
+    ['vocab_projector.bias', f32Raw([v], projectorBias)],
+  );
+  const dir = await variant(await fixtureConfig(DISTIL), entries);
+
+  const c = await loadCheckpoint(dir);
+  assert.equal(c.head, 'classifier');
+  const loaded = await paramBits(c);
+  for (const [name, t] of raw) assert.deepEqual(loaded.get(name), bits(t.data), name);
+  assert.deepEqual(c.report.ignored.map((i) => i.name).sort(), entries.slice(-6).map(([k]) => k).sort());
+  disposeParams(c.params);
+
+  const m = await loadCheckpoint(dir, { head: 'mlm' });
+  assert.deepEqual([...m.params.keys()].sort(), parameterLayout(m.config, 'mlm').map((p) => p.name).sort());
+  assert.deepEqual(bits((await m.params.get('vocab_projector.bias')!.data()) as Float32Array), bits(projectorBias));
+  const ignored = new Map(m.report.ignored.map((i) => [i.name, i.reason]));
+  assert.match(ignored.get('vocab_projector.weight')!, /tied/);
+  assert.ok(ignored.has('classifier.weight') && ignored.has('pre_classifier.weight'));
+  assert.deepEqual(m.report.initialised, []);
+  disposeParams(m.params);
+});
+
+test('no classifier: head none by default; a classifier head is initialised from the seed and reported', async () => {
+  const raw = await fixtureTensors(BERT);
+  const entries = await fixtureEntries(BERT, (k) => (k.startsWith('classifier.') || k.startsWith('bert.pooler.') ? undefined : k));
+  const dir = await variant(await fixtureConfig(BERT), entries);
+
+  const plain = await loadCheckpoint(dir);
+  assert.equal(plain.head, 'none');
+  assert.equal(plain.numLabels, undefined);
+  assert.deepEqual([...plain.params.keys()].sort(), parameterLayout(plain.config, 'none').map((p) => p.name).sort());
+  assert.deepEqual(plain.report.initialised, []);
+  disposeParams(plain.params);
+
+  const load = (seed: number) => loadCheckpoint(dir, { head: 'classifier', numLabels: 4, seed });
+  const a = await load(7);
+  assert.equal(a.numLabels, 4);
+  assert.equal(a.labels, undefined, 'config.json labels are for 2 classes');
+  assert.deepEqual(a.params.get('classifier.weight')!.shape, [4, 48]);
+  assert.deepEqual(a.report.initialised.map((i) => i.name).sort(), [
+    'bert.pooler.dense.bias', 'bert.pooler.dense.weight', 'classifier.bias', 'classifier.weight',
+  ]);
+  for (const i of a.report.initialised) assert.match(i.reason, /seed 7/);
+  const pa = await paramBits(a);
+  for (const [name, t] of raw) if (!name.startsWith('classifier') && !name.startsWith('bert.pooler')) assert.deepEqual(pa.get(name), bits(t.data));
+  for (const bias of ['classifier.bias', 'bert.pooler.dense.bias']) assert.ok(Array.from(await a.params.get(bias)!.data()).every((x) => x === 0), bias);
+  // HF initializer_range: N(0, 0.02); 2304 draws put the sample std well within 10%.
+  const w = Array.from(await a.params.get('bert.pooler.dense.weight')!.data());
+  const mean = w.reduce((s, x) => s + x, 0) / w.length;
+  const std = Math.sqrt(w.reduce((s, x) => s + (x - mean) ** 2, 0) / w.length);
+  assert.ok(Math.abs(mean) < 0.002 && std > 0.018 && std < 0.022, `mean ${mean} std ${std}`);
+
+  const again = await load(7);
+  assert.deepEqual(await paramBits(again), pa, 'same seed, same head');
+  disposeParams(again.params);
+  const other = await load(8);
+  assert.notDeepEqual(await paramBits(other), pa, 'another seed, another head');
+  disposeParams(a.params);
+  disposeParams(other.params);
+
+  const distil = await variant(await fixtureConfig(DISTIL), await fixtureEntries(DISTIL, (k) => (k.includes('classifier') ? undefined : k)));
+  const d = await loadCheckpoint(distil, { head: 'classifier' });
+  assert.equal(d.numLabels, 3, 'numLabels from config.json id2label');
+  assert.deepEqual(d.labels, ['LABEL_0', 'LABEL_1', 'LABEL_2']);
+  assert.deepEqual(d.report.initialised.map((i) => i.name).sort(), ['classifier.bias', 'classifier.weight', 'pre_classifier.bias', 'pre_classifier.weight']);
+  disposeParams(d.params);
+});
+
+test('a classifier of another size is replaced when numLabels asks for it, an error otherwise', async () => {
+  const raw = await fixtureTensors(DISTIL);
+  const c = await loadCheckpoint(DISTIL, { labels: ['a', 'b', 'c', 'd', 'e'] });
+  assert.equal(c.numLabels, 5);
+  assert.deepEqual(c.labels, ['a', 'b', 'c', 'd', 'e']);
+  assert.deepEqual(c.params.get('classifier.weight')!.shape, [5, 48]);
+  assert.deepEqual(c.report.initialised.map((i) => i.name).sort(), ['classifier.bias', 'classifier.weight']);
+  assert.deepEqual(c.report.ignored.map((i) => i.name).sort(), ['classifier.bias', 'classifier.weight']);
+  assert.deepEqual(bits((await c.params.get('pre_classifier.weight')!.data()) as Float32Array), bits(raw.get('pre_classifier.weight')!.data));
+  disposeParams(c.params);
+
+  const json = await fixtureConfig(DISTIL);
+  json.id2label = { 0: 'x', 1: 'y' };
+  const dir = await variant(json, await fixtureEntries(DISTIL));
+  await assertUserError(loadCheckpoint(dir), ['classifier.weight', '[3, 48]', '[2, 48]', 'config.json']);
+  await assertUserError(loadCheckpoint(DISTIL, { numLabels: 2, labels: ['a', 'b', 'c'] }), ['numLabels 2']);
+});
+
+test('F16 and BF16 checkpoints load, within their precision', async () => {
+  const raw = await fixtureTensors(BERT);
+  const c = await loadCheckpoint(BERT);
+  const half = join(work, 'f16');
+  await saveCheckpoint(half, c, { dtype: 'F16' });
+  disposeParams(c.params);
+  assert.ok((await readSafetensorsHeader(join(half, 'model.safetensors'))).entries.every((e) => e.dtype === 'F16'));
+  const h = await loadCheckpoint(half);
+  assert.deepEqual(h.report.dtypes, ['F16']);
+  for (const [name, t] of raw) {
+    const got = await h.params.get(name)!.data();
+    t.data.forEach((x, i) => assert.ok(Math.abs(got[i] - x) <= Math.max(Math.abs(x) * 2 ** -11, 2 ** -25), `${name}[${i}]: ${x} vs ${got[i]}`));
+  }
+  disposeParams(h.params);
+
+  // bfloat16 is the top 16 bits of a float32 (truncation here); expected values zero the low 16 bits.
+  const entries: Array<[string, Raw]> = [];
+  const expected = new Map<string, number[]>();
+  for (const [name, t] of raw) {
+    const words = new Uint32Array(Float32Array.from(t.data).buffer);
+    entries.push([name, { dtype: 'BF16', shape: t.shape, bytes: new Uint8Array(Uint16Array.from(words, (w) => w >>> 16).buffer) }]);
+    expected.set(name, Array.from(words, (w) => (w & 0xffff0000) >>> 0));
+  }
+  const b = await loadCheckpoint(await variant(await fixtureConfig(BERT), entries));
+  assert.deepEqual(b.report.dtypes, ['BF16']);
+  assert.deepEqual(await paramBits(b), expected);
+  disposeParams(b.params);
+});
+
+test('BERT MLM head: tied decoder weight checked and ignored, decoder bias accepted as an alias', async () => {
+  const raw = await fixtureTensors(BERT);
+  const h = 48;
+  const bias = Float32Array.from({ length: 120 }, (_, i) => Math.cos(i));
+  const base = await fixtureEntries(BERT, (k) => (k.startsWith('classifier.') || k.startsWith('bert.pooler.') ? undefined : k));
+  const head = (decoderShape: number[]): Array<[string, Raw]> => [
+    ['cls.predictions.transform.dense.weight', f32Raw([h, h], Float32Array.from({ length: h * h }, (_, i) => i / 1000))],
+    ['cls.predictions.transform.dense.bias', f32Raw([h], new Float32Array(h))],
+    ['cls.predictions.transform.LayerNorm.gamma', f32Raw([h], new Float32Array(h).fill(1))],
+    ['cls.predictions.transform.LayerNorm.beta', f32Raw([h], new Float32Array(h))],
+    ['cls.predictions.decoder.weight', f32Raw(decoderShape, new Float32Array(decoderShape[0] * decoderShape[1]))],
+    ['cls.predictions.decoder.bias', f32Raw([120], bias)],
+  ];
+  const dir = await variant(await fixtureConfig(BERT), [...base, ...head([120, h])]);
+  const m = await loadCheckpoint(dir, { head: 'mlm' });
+  assert.deepEqual([...m.params.keys()].sort(), parameterLayout(m.config, 'mlm').map((p) => p.name).sort());
+  assert.deepEqual(bits((await m.params.get('cls.predictions.bias')!.data()) as Float32Array), bits(bias));
+  assert.deepEqual(bits((await m.params.get('bert.embeddings.word_embeddings.weight')!.data()) as Float32Array), bits(raw.get('bert.embeddings.word_embeddings.weight')!.data));
+  assert.ok(m.report.renamed.some((r) => r.from === 'cls.predictions.decoder.bias' && r.to === 'cls.predictions.bias'));
+  assert.ok(m.report.ignored.some((i) => i.name === 'cls.predictions.decoder.weight'));
+  assert.deepEqual(m.report.initialised, []);
+  disposeParams(m.params);
+
+  const bad = await variant(await fixtureConfig(BERT), [...base, ...head([100, h])]);
+  await assertUserError(loadCheckpoint(bad, { head: 'mlm' }), ['cls.predictions.decoder.weight', '[100, 48]', 'model.safetensors']);
+});
+
+test('save -> load round-trips exactly, with labels, architectures and tokenizer files', async () => {
+  const tokenizerSource = join(work, 'tok');
+  await mkdir(tokenizerSource);
+  await writeFile(join(tokenizerSource, 'vocab.txt'), '[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n');
+  await writeFile(join(tokenizerSource, 'tokenizer_config.json'), '{"do_lower_case": true}');
+  for (const [dir, labels, arch] of [
+    [BERT, ['neg', 'pos'], 'BertForSequenceClassification'],
+    [DISTIL, undefined, 'DistilBertForSequenceClassification'],
+  ] as const) {
+    const c = await loadCheckpoint(dir);
+    const out = join(work, `roundtrip-${arch}`);
+    await saveCheckpoint(out, { config: c.config, params: c.params, labels: labels ? [...labels] : undefined, tokenizerFiles: tokenizerSource });
+    const back = await loadCheckpoint(out);
+    assert.deepEqual(await paramBits(back), await paramBits(c));
+    assert.deepEqual(back.labels, labels ?? c.labels);
+    const original = await fixtureConfig(dir);
+    const saved = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+    assert.deepEqual(saved.architectures, [arch]);
+    const finalLabels = labels ?? Object.values(original.id2label as object);
+    assert.deepEqual(saved.id2label, Object.fromEntries(finalLabels.map((l, i) => [String(i), l])));
+    assert.deepEqual(saved.label2id, Object.fromEntries(finalLabels.map((l, i) => [l, i])));
+    for (const key of Object.keys(original)) if (!['id2label', 'label2id', 'architectures'].includes(key)) assert.deepEqual(saved[key], original[key], key);
+    assert.deepEqual(await readFile(join(out, 'vocab.txt')), await readFile(join(tokenizerSource, 'vocab.txt')));
+    assert.deepEqual((await readdir(out)).sort(), ['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
+    assert.deepEqual(back.tokenizerFiles.map((f) => f.slice(out.length + 1)).sort(), ['tokenizer_config.json', 'vocab.txt']);
+    disposeParams(c.params);
+    disposeParams(back.params);
+  }
+
+  // MLM: the tied decoder weight is written for transformers, equal to the word embeddings.
+  const m = await loadCheckpoint(BERT, { head: 'mlm', seed: 1 });
+  const out = join(work, 'roundtrip-mlm');
+  await saveCheckpoint(out, m);
+  const file = (await readSafetensors(join(out, 'model.safetensors'))).tensors;
+  assert.deepEqual(bits(file.get('cls.predictions.decoder.weight')!.data), bits(file.get('bert.embeddings.word_embeddings.weight')!.data));
+  assert.deepEqual(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).architectures, ['BertForMaskedLM']);
+  const back = await loadCheckpoint(out, { head: 'mlm' });
+  assert.deepEqual(await paramBits(back), await paramBits(m));
+  disposeParams(m.params);
+  disposeParams(back.params);
+});
+
+test('saving replaces an existing checkpoint atomically; a failed save leaves it untouched', async () => {
+  const target = join(work, 'atomic', 'ckpt');
+  const c = await loadCheckpoint(BERT);
+  await saveCheckpoint(target, { config: c.config, params: c.params, labels: ['a', 'b'] });
+  await saveCheckpoint(target, { config: c.config, params: c.params, labels: ['c', 'd'] });
+  assert.deepEqual((await loadCheckpoint(target).then((r) => { disposeParams(r.params); return r; })).labels, ['c', 'd']);
+  assert.deepEqual(await leftovers(join(work, 'atomic')), []);
+
+  const snapshot = async () => Promise.all(['config.json', 'model.safetensors'].map((f) => readFile(join(target, f))));
+  const before = await snapshot();
+
+  // Fails validation: a parameter of the wrong shape.
+  const wrong = new Map(c.params);
+  const bad = tf.zeros([96, 47]);
+  wrong.set('bert.encoder.layer.1.intermediate.dense.weight', bad);
+  await assertUserError(saveCheckpoint(target, { config: c.config, params: wrong, labels: ['x', 'y'] }), ['bert.encoder.layer.1.intermediate.dense.weight', '[96, 47]']);
+  bad.dispose();
+
+  // Fails after model.safetensors is written: a tokenizer file that isn't there.
+  const missing = join(work, 'no-such-dir', 'vocab.txt');
+  await assertUserError(saveCheckpoint(target, { config: c.config, params: c.params, labels: ['x', 'y'], tokenizerFiles: [missing] }), [missing]);
+
+  assert.deepEqual(await snapshot(), before);
+  assert.deepEqual(await leftovers(join(work, 'atomic')), []);
+  disposeParams(c.params);
+});
+
+test('bad checkpoint directories give one clear UserError naming the file and tensor', async () => {
+  const before = tf.memory().numTensors;
+  const config = await fixtureConfig(BERT);
+  const entries = await fixtureEntries(BERT);
+
+  const nowhere = join(work, 'does-not-exist');
+  await assertUserError(loadCheckpoint(nowhere), [nowhere, 'not found']);
+  const aFile = join(work, 'a-file');
+  await writeFile(aFile, 'x');
+  await assertUserError(loadCheckpoint(aFile), [aFile, 'not a directory']);
+
+  const noConfig = join(work, 'no-config');
+  await mkdir(noConfig);
+  await assertUserError(loadCheckpoint(noConfig), [join(noConfig, 'config.json'), 'not found']);
+
+  const torchOnly = join(work, 'torch-only');
+  await mkdir(torchOnly);
+  await writeFile(join(torchOnly, 'config.json'), JSON.stringify(config));
+  await writeFile(join(torchOnly, 'pytorch_model.bin'), 'not really');
+  await assertUserError(loadCheckpoint(torchOnly), [join(torchOnly, 'model.safetensors'), 'pytorch_model.bin']);
+
+  const badJson = await variant(config, entries);
+  await writeFile(join(badJson, 'config.json'), '{"model_type": "bert",');
+  await assertUserError(loadCheckpoint(badJson), [join(badJson, 'config.json'), 'invalid JSON']);
+
+  const roberta = await variant({ ...config, model_type: 'roberta' }, entries);
+  await assertUserError(loadCheckpoint(roberta), [join(roberta, 'config.json'), 'roberta']);
+
+  const narrow = await variant({ ...config, intermediate_size: 64 }, entries);
+  await assertUserError(loadCheckpoint(narrow), ['model.safetensors', 'config.json', 'bert.encoder.layer.0.intermediate.dense.weight', '[96, 48]', '[64, 48]']);
+
+  const holed = await variant(config, entries.filter(([k]) => k !== 'bert.encoder.layer.2.output.dense.weight'));
+  await assertUserError(loadCheckpoint(holed), ['model.safetensors', 'missing tensor bert.encoder.layer.2.output.dense.weight']);
+
+  const truncated = await variant(config, entries);
+  const bytes = await readFile(join(truncated, 'model.safetensors'));
+  await writeFile(join(truncated, 'model.safetensors'), bytes.subarray(0, bytes.length - 4));
+  await assertUserError(loadCheckpoint(truncated), [join(truncated, 'model.safetensors'), '"classifier.bias"', 'out of range']);
+
+  assert.equal(tf.memory().numTensors, before, 'failed loads allocate no tensors');
+});
