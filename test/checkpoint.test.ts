@@ -135,6 +135,29 @@ test('old BERT naming: gamma/beta, no bert. prefix, pretraining heads and positi
   disposeParams(c.params);
 });
 
+test('sharded checkpoints (model.safetensors.index.json) load from every shard', async () => {
+  const raw = await fixtureTensors(BERT);
+  const entries = await fixtureEntries(BERT);
+  const dir = join(work, 'sharded');
+  await mkdir(dir);
+  await writeFile(join(dir, 'config.json'), JSON.stringify(await fixtureConfig(BERT)));
+  const half = Math.floor(entries.length / 2);
+  const shards = { 'model-00001-of-00002.safetensors': entries.slice(0, half), 'model-00002-of-00002.safetensors': entries.slice(half) };
+  const weightMap: Record<string, string> = {};
+  for (const [file, part] of Object.entries(shards)) {
+    await writeFile(join(dir, file), safetensorsBytes(part));
+    for (const [k] of part) weightMap[k] = file;
+  }
+  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  const c = await loadCheckpoint(dir);
+  assert.equal(c.report.files.length, 2);
+  const loaded = await paramBits(c);
+  for (const [name, t] of raw) assert.deepEqual(loaded.get(name), bits(t.data), name);
+  disposeParams(c.params);
+  await rm(join(dir, 'model-00002-of-00002.safetensors'));
+  await assertUserError(loadCheckpoint(dir), [join(dir, 'model-00002-of-00002.safetensors'), 'not found']);
+});
+
 test('DistilBERT without prefix and with vocab_* heads: ignored for a classifier, used for MLM', async () => {
   const raw = await fixtureTensors(DISTIL);
   const h = 48;

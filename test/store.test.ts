@@ -1,7 +1,7 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatResults, resultLines } from '../src/cli/results';
@@ -11,7 +11,15 @@ import type { ResultRow } from '../src/experiment/spec';
 import { appendResult, readResults } from '../src/experiment/store';
 import { fakeRow } from './helpers/fake-runner';
 
-const tmp = (): string => mkdtempSync(join(tmpdir(), 'healing-store-'));
+const made: string[] = [];
+const tmp = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'healing-store-'));
+  made.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
 test('appended rows read back equal, one line each, creating directories', () => {

@@ -309,6 +309,17 @@ test('loadTokenizer: vocab.txt + do_lower_case, tokenizer.json first, saveTo rou
     const reloaded = await loadTokenizer(out);
     for (const text of TRICKY) assert.deepEqual(reloaded.encode(text, 'and a pair'), uncased.encode(text, 'and a pair'));
 
+    // Older hub files use BertProcessing instead of TemplateProcessing; transformers lets
+    // tokenizer_config.json's do_lower_case override the saved normaliser.
+    const older = buildBertTokenizerJson(bertVocab);
+    older.post_processor = { type: 'BertProcessing', sep: ['[SEP]', 102], cls: ['[CLS]', 101] };
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(older));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({}));
+    assert.deepEqual((await loadTokenizer(dir)).encode('Héllo there', 'General Kenobi'), uncased.encode('Héllo there', 'General Kenobi'));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ do_lower_case: false }));
+    assert.deepEqual((await loadTokenizer(dir)).tokenize('Héllo there'), cased.tokenize('Héllo there'));
+    assert.notDeepEqual(cased.tokenize('Héllo there'), uncased.tokenize('Héllo there'));
+
     await writeFile(join(dir, 'tokenizer.json'), '{not json');
     await assert.rejects(loadTokenizer(dir), (e: unknown) => e instanceof UserError && e.message.includes('tokenizer.json'));
   } finally {

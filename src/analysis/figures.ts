@@ -182,7 +182,7 @@ export function learningCurves(rows: readonly ResultRow[], options: { groupBy?: 
 export function layerHeatmap(frame: dfd.DataFrame, options: { metric?: string } = {}): Figure {
   const metric = options.metric ?? 'recovery';
   const single = records<Record<string, unknown>>(frame).filter((r) => r.k === 1 && /^\d+$/.test(String(r.layers)));
-  const withLayer = single.map((r) => ({ ...r, layer: Number(r.layers) }));
+  const withLayer: Array<Record<string, unknown> & { layer: number }> = single.map((r) => ({ ...r, layer: Number(r.layers) }));
   const datasets = sortedUnique(withLayer.map((r) => String(r.dataset)));
   const layers = sortedUnique(withLayer.map((r) => r.layer));
   const z = datasets.map((d) =>

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError } from '../errors';
 import { registerKernelFixes } from './kernels';
+import { getThreadsCount, setWasmPaths } from './wasm_package';
 
 /**
  * The one engine switch: picks the TF.js backend once per process and says why.

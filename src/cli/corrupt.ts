@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { initEngine } from '../backend/engine';
 import { corrupt, parseCorruptionSpec, MODES, COMPONENTS, type CorruptionReport } from '../corruption';
+import { resolveModelDir } from '../io/models';
 import { UserError } from '../errors';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint';
 import { disposeParams, type HeadKind } from '../model/names';
@@ -61,18 +62,17 @@ export async function runCorrupt(options: CorruptCommandOptions, log: (text: str
   if (head !== undefined && !['classifier', 'mlm', 'none'].includes(head)) {
     throw new UserError(`--head ${options.head}: expected classifier, mlm or none`);
   }
-  const modelDir = resolve(options.model);
+  // Validate the flags that don't depend on the model before reading (or downloading) a checkpoint.
+  parseCorruptionSpec(options);
+  const modelDir = await resolveModelDir(options.model);
   const outDir = resolve(options.out);
   // The pretrained model is the baseline of every experiment: never replace it with a corrupted copy.
   if (outDir === modelDir) throw new UserError(`--out ${options.out}: is the --model directory; choose another directory`);
   if (!options.force && (await nonEmptyDir(outDir))) {
     throw new UserError(`--out ${options.out}: already exists and is not empty (pass --force to replace it)`);
   }
-  // Validate the flags that don't depend on the model before reading a possibly large checkpoint.
-  parseCorruptionSpec(options);
-
   await initEngine();
-  const checkpoint = await loadCheckpoint(options.model, head ? { head } : {});
+  const checkpoint = await loadCheckpoint(modelDir, head ? { head } : {});
   let corrupted: ReturnType<typeof corrupt> | undefined;
   try {
     const spec = parseCorruptionSpec(options, checkpoint.config.numLayers);
@@ -103,7 +103,7 @@ export function register(program: Command): void {
     .description(
       'corrupt encoder layers of a checkpoint and save the result; prints a table of touched tensors on stderr and the JSON report on stdout',
     )
-    .requiredOption('--model <dir>', 'Hugging Face checkpoint directory to read')
+    .option('--model <dir>', 'checkpoint directory, hub repo id, or default/tiny (the shipped models)', 'default')
     .requiredOption(
       '--layers <spec>',
       'layers to corrupt, 0 = bottom: bottom:K, top:K, bottom:F / top:F (fraction F in (0,1)), a list 0,3,5, all, none',

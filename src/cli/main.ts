@@ -10,7 +10,17 @@ type Registrar = (program: Command) => void;
 
 const subcommands: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./info'),
+  () => import('./tokenize'),
+  () => import('./forward'),
+  () => import('./download'),
+  () => import('./download-dataset'),
+  () => import('./corrupt'),
+  () => import('./finetune'),
+  () => import('./evaluate'),
+  () => import('./run'),
+  () => import('./results'),
   () => import('./pretrain'),
+  () => import('./fill-mask'),
 ];
 
 export async function main(argv: string[]): Promise<number> {
@@ -27,7 +37,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 1;
     const verbose = argv.includes('--verbose');
-    const message = error instanceof Error ? error.message : String(error);
+    let message = error instanceof Error ? error.message : String(error);
+    // The wasm backend aborts without a message when its heap (at most 4 GB) is exhausted.
+    if (/^Aborted\(/.test(message)) {
+      message = 'the TF.js wasm engine ran out of memory (its heap is capped at 4 GB): use a smaller batch or more --gradient-accumulation';
+    }
     process.stderr.write(`healing: ${message}\n`);
     if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     else if (!(error instanceof UserError)) process.stderr.write('(run with --verbose for the stack trace)\n');

@@ -142,6 +142,8 @@ export interface RunGridOptions {
   /** Extra attempts for a run whose worker crashed (default 1). */
   retries?: number;
   onEvent?: (event: GridEvent) => void;
+  /** Extra environment for the workers (e.g. HEALING_BACKEND), on top of this process's. */
+  env?: Record<string, string>;
   /** Force the progress bar on or off (default: on for a terminal, see src/progress.ts). */
   progress?: boolean;
 }
@@ -325,7 +327,7 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
         // Worker stdout goes to our stderr: our stdout carries the CLI's JSON summary only. Workers
         // draw no progress bars of their own; the grid's bar is the one the user watches.
         stdio: ['ignore', 2, 2, 'ipc'],
-        env: { ...process.env, HEALING_PROGRESS: '0' },
+        env: { ...process.env, ...options.env, HEALING_PROGRESS: '0' },
       });
       const slot: Slot = { id: nextId++, child, ready: false, retiring: false };
       slots.add(slot);

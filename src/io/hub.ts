@@ -374,10 +374,12 @@ async function fetchFile(options: DownloadFileOptions): Promise<Fetched> {
     }
     throw error;
   }
-  const sizeHeader = head.headers.get('x-linked-size') ?? head.headers.get('content-length');
+  // A redirect's own Content-Length and ETag describe the redirect, not the file.
+  const direct = head.ok;
+  const sizeHeader = head.headers.get('x-linked-size') ?? (direct ? head.headers.get('content-length') : null);
   const meta: FileMeta = {
     commit,
-    etag: cleanEtag(head.headers.get('x-linked-etag') ?? head.headers.get('etag')),
+    etag: cleanEtag(head.headers.get('x-linked-etag') ?? (direct ? head.headers.get('etag') : null)),
     size: sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined,
   };
 

@@ -104,6 +104,7 @@ export class BertTokenizer {
             lowercase: normalizer.lowercase !== false,
           }
         : { cleanText: false, handleChineseChars: false, lowercase: false };
+    memoizeWordPiece(this.hf);
     this.specialsSingle = this.postProcess([], null).tokens.length;
     this.specialsPair = this.postProcess([], []).tokens.length;
   }
@@ -240,6 +241,35 @@ export class BertTokenizer {
     if (post === null) return { tokens: b === null ? a : [...a, ...b] };
     return post(a, b, true) as PostProcessed;
   }
+}
+
+/** Words remembered by one tokenizer; beyond this the memo starts afresh (bounded memory). */
+const WORD_MEMO_LIMIT = 200_000;
+
+/**
+ * The port's WordPiece rebuilds every candidate substring of every word, which is most of the
+ * tokenizing time; natural text repeats words so much that remembering each word's pieces makes
+ * that step nearly free. The port calls `this.encode(words)` on its model, so an own `encode`
+ * property on that instance takes over.
+ */
+function memoizeWordPiece(hf: Tokenizer): void {
+  const model = hf.model as unknown as { encode(words: string[]): string[] } | null;
+  if (!model) return;
+  const encodeWords = model.encode.bind(model);
+  let memo = new Map<string, string[]>();
+  model.encode = (words: string[]): string[] => {
+    const out: string[] = [];
+    for (const word of words) {
+      let pieces = memo.get(word);
+      if (pieces === undefined) {
+        pieces = encodeWords([word]);
+        if (memo.size >= WORD_MEMO_LIMIT) memo = new Map();
+        memo.set(word, pieces);
+      }
+      for (const piece of pieces) out.push(piece);
+    }
+    return out;
+  };
 }
 
 async function writeAtomic(path: string, text: string): Promise<void> {

@@ -17,9 +17,9 @@ export interface MaskedBatch {
 export interface MaskingOptions {
   maskId: number;
   vocabSize: number;
-  /** Ids never selected (e.g. [CLS], [SEP], [PAD]). */
+  /** Ids never selected (e.g. [CLS], [SEP], [PAD]), nor drawn as a random replacement. */
   specialIds: ReadonlySet<number>;
-  /** Ids a random replacement may not draw (specials); defaults to specialIds. */
+  /** Share of non-special positions selected (default 0.15, BERT's). */
   probability?: number;
 }
 

@@ -1,8 +1,8 @@
 /**
  * A stand-in for src/experiment/run.ts: same export (runExperiment), a schema-valid ResultRow after
  * a short sleep, accuracy derived from the spec so reruns agree. Failure injection for grid tests
- * through FAKE_RUNNER_FAIL = JSON { seed, kind: 'crash' | 'crash-once' | 'throw' | 'user-error',
- * markerDir? } (crash-once uses a marker file in markerDir to crash only on the first attempt).
+ * through FAKE_RUNNER_FAIL = JSON of one or a list of { seed, kind: 'crash' | 'crash-once' | 'throw' |
+ * 'user-error', markerDir? } (crash-once leaves a marker file in markerDir to crash only once).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,8 +47,9 @@ export function fakeRow(input: ExperimentSpecInput, accuracy?: number, extra: Pa
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runExperiment(spec: ExperimentSpec, options: { onProgress?: (p: RunProgress) => void } = {}): Promise<ResultRow> {
-  const fail = process.env.FAKE_RUNNER_FAIL ? JSON.parse(process.env.FAKE_RUNNER_FAIL) : undefined;
-  if (fail && fail.seed === spec.seed) {
+  const faults = [JSON.parse(process.env.FAKE_RUNNER_FAIL ?? '[]')].flat();
+  const fail = faults.find((f: { seed: number }) => f.seed === spec.seed);
+  if (fail) {
     if (fail.kind === 'user-error') throw new UserError(`fake: dataset ${spec.dataset.name} not found`);
     if (fail.kind === 'throw') throw new Error('fake: engine exploded');
     if (fail.kind === 'crash') process.exit(3);

@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { broadcastingBatchMatMulGrad } from './batch_mat_mul_grad';
+// Registers the wasm backend and its stock kernels, some of which the fixes replace.
+import '../wasm_package';
+import { gradientFixes } from './gradients';
 import { unsortedSegmentSumCpuConfig, unsortedSegmentSumWasmConfig } from './unsorted_segment_sum';
 import { wasmBatchMatMulConfig } from './wasm_batch_mat_mul';
+import { wasmStridedSliceConfig } from './wasm_strided_slice';
 
 /** The kernels this project replaces or adds, by kernel name and backend. */
 export interface KernelFix {
@@ -14,6 +17,7 @@ export const KERNEL_FIXES: readonly KernelFix[] = [
   { kernelName: tf.UnsortedSegmentSum, backendName: 'cpu', why: 'stock kernel builds one full-size mask per segment' },
   { kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', why: 'no stock kernel (gradient of gather)' },
   { kernelName: tf.BatchMatMul, backendName: 'wasm', why: 'stock kernel uses XNNPACK only for batch 1 without transposes' },
+  { kernelName: tf.StridedSlice, backendName: 'wasm', why: 'stock kernel returns float32 garbage for strided int32/bool slices' },
 ];
 
 const stockKernels = new Map<string, tf.KernelConfig | undefined>();
@@ -27,13 +31,12 @@ function replace(config: tf.KernelConfig): void {
   tf.registerKernel(config);
 }
 
-/** Gradients replaced for every backend: core's BatchMatMul gradient ignores broadcast batch dims. */
-export const GRADIENT_FIXES: readonly string[] = [tf.BatchMatMul];
+export { BROADCAST_GRADIENT_FIXES, MISSING_GRADIENT_FIXES, sumToShape } from './gradients';
 
 /**
- * Registers the kernel fixes for cpu and wasm (and the gradient fixes, which hold for any backend). Idempotent. Call it before the backend runs its first op
- * (initEngine does); it also works later, since the wasm BatchMatMul sets itself up on first use.
- * wasm's kernels exist only once '@tensorflow/tfjs-backend-wasm' is imported, so import it first.
+ * Registers the kernel fixes for cpu and wasm, and the gradient fixes (which hold on any backend).
+ * Idempotent. Call it before the backend runs its first op (initEngine does); it also works later,
+ * since the wasm BatchMatMul sets itself up on first use.
  */
 export function registerKernelFixes(): void {
   if (registered) return;
@@ -41,14 +44,13 @@ export function registerKernelFixes(): void {
     stockKernels.set(key(fix.kernelName, fix.backendName), tf.getKernel(fix.kernelName, fix.backendName));
   }
   const stockMatMul = stockKernels.get(key(tf.BatchMatMul, 'wasm'));
-  if (!stockMatMul) {
-    throw new Error("registerKernelFixes: the wasm BatchMatMul kernel is not registered; import '@tensorflow/tfjs-backend-wasm' first");
-  }
+  const stockStridedSlice = stockKernels.get(key(tf.StridedSlice, 'wasm'));
+  if (!stockMatMul || !stockStridedSlice) throw new Error('registerKernelFixes: the stock wasm kernels are not registered');
   replace(unsortedSegmentSumCpuConfig);
   replace(unsortedSegmentSumWasmConfig);
   replace(wasmBatchMatMulConfig(stockMatMul));
-  const stockGrad = tf.getGradient(tf.BatchMatMul);
-  if (stockGrad) tf.registerGradient(broadcastingBatchMatMulGrad(stockGrad));
+  replace(wasmStridedSliceConfig(stockStridedSlice));
+  for (const config of gradientFixes()) tf.registerGradient(config);
   registered = true;
 }
 

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { saveCheckpoint } from '../io/checkpoint';
+import { disposeParams } from '../model/names';
+import { ExperimentSpecSchema, formatIssues, type ExperimentSpecInput } from '../experiment/spec';
+import { appendResult } from '../experiment/store';
+import { runExperimentDetailed } from '../experiment/run';
+import { UserError } from '../errors';
+import { int, num, printJson } from './options';
+
+/** Recipe flags shared by finetune and the spec they build; absent flags keep the spec defaults. */
+function recipeFrom(o: Record<string, string | undefined>): ExperimentSpecInput['recipe'] {
+  const recipe: NonNullable<ExperimentSpecInput['recipe']> = {};
+  if (o.lr !== undefined) recipe.learningRate = num(o.lr, '--lr');
+  if (o.epochs !== undefined) recipe.epochs = int(o.epochs, '--epochs', 1);
+  if (o.batchSize !== undefined) recipe.batchSize = int(o.batchSize, '--batch-size', 1);
+  if (o.gradientAccumulation !== undefined) recipe.gradientAccumulation = int(o.gradientAccumulation, '--gradient-accumulation', 1);
+  if (o.warmupRatio !== undefined) recipe.warmupRatio = num(o.warmupRatio, '--warmup-ratio');
+  if (o.weightDecay !== undefined) recipe.weightDecay = num(o.weightDecay, '--weight-decay');
+  if (o.maxGradNorm !== undefined) recipe.maxGradNorm = num(o.maxGradNorm, '--max-grad-norm');
+  return recipe;
+}
+
+export function register(program: Command): void {
+  program
+    .command('finetune')
+    .description('fine-tune a (corrupted) model on a classification dataset and evaluate every epoch')
+    .option('--model <dir>', 'checkpoint directory, hub repo id, or default/tiny', 'default')
+    .option('--dataset <name>', 'a registry dataset (sst2, imdb, ag_news, emotion, dbpedia_14, twitter_financial_news_topic)')
+    .option('--train <file>', 'your own training JSONL ({"text","label"} per line)')
+    .option('--eval <file>', 'your own evaluation JSONL')
+    .option('--eval-split <split>', 'registry split to evaluate on (default: the dataset\'s evaluation split)')
+    .option('--train-size <n>', 'stratified subsample of the training split')
+    .option('--eval-size <n>', 'stratified subsample of the evaluation split')
+    .option('--max-length <n>', 'truncate to this many tokens', '128')
+    .option('--corrupt <layers>', 'corrupt these layers first: bottom:K, top:K, 0,3,5, or a fraction')
+    .option('--components <list>', 'with --corrupt: all (default), attention, ffn, layernorm, embeddings, pooler')
+    .option('--mode <mode>', 'with --corrupt: reinit (default), noise, zero, partial')
+    .option('--ratio <x>', 'with --mode noise: noise std relative to each tensor\'s std')
+    .option('--fraction <x>', 'with --mode partial: share of entries re-initialised')
+    .option('--from-scratch', 'same architecture with random weights (what pretraining is worth)')
+    .option('--lr <x>', 'peak learning rate (default: 1e-4 up to hidden 512, else 2e-5)')
+    .option('--epochs <n>', 'epochs (default 3)')
+    .option('--batch-size <n>', 'examples per optimizer step (default 32)')
+    .option('--gradient-accumulation <n>', 'micro-batches per step (default 1)')
+    .option('--warmup-ratio <x>', 'share of steps with linear warmup (default 0.1)')
+    .option('--weight-decay <x>', 'AdamW weight decay (default 0.01)')
+    .option('--max-grad-norm <x>', 'global gradient-norm clipping (default 1.0)')
+    .option('--seed <n>', 'seed for head init, corruption, sampling, shuffling and dropout', '0')
+    .option('--data-dir <dir>', 'datasets directory (default $HEALING_DATA_DIR or ./data/datasets)')
+    .option('--out <dir>', 'save the fine-tuned checkpoint here')
+    .option('--results <file>', 'also append the result row to this result store')
+    .action(async (o) => {
+      const input: ExperimentSpecInput = {
+        model: o.model,
+        dataset: {
+          name: o.dataset,
+          train: o.train,
+          eval: o.eval,
+          evalSplit: o.evalSplit,
+          trainSize: o.trainSize === undefined ? undefined : int(o.trainSize, '--train-size', 1),
+          evalSize: o.evalSize === undefined ? undefined : int(o.evalSize, '--eval-size', 1),
+          maxLength: int(o.maxLength, '--max-length', 8),
+        },
+        corruption: o.corrupt
+          ? {
+              layers: o.corrupt,
+              components: o.components ? String(o.components).split(/[,+]/).map((s) => s.trim()) : undefined,
+              mode: o.mode,
+              ratio: o.ratio === undefined ? undefined : num(o.ratio, '--ratio'),
+              fraction: o.fraction === undefined ? undefined : num(o.fraction, '--fraction'),
+            }
+          : null,
+        recipe: recipeFrom(o),
+        seed: int(o.seed, '--seed'),
+        fromScratch: Boolean(o.fromScratch),
+      } as ExperimentSpecInput;
+      if (!o.corrupt && (o.components || o.mode || o.ratio || o.fraction)) throw new UserError('--components, --mode, --ratio and --fraction need --corrupt');
+      const parsed = ExperimentSpecSchema.safeParse(input);
+      if (!parsed.success) throw new UserError(`invalid options: ${formatIssues(parsed.error)}`);
+      const { row, model, finetuned } = await runExperimentDetailed(parsed.data, { dataDir: o.dataDir, keepParams: Boolean(o.out) });
+      disposeParams(model.params);
+      if (o.out && finetuned?.params) {
+        await saveCheckpoint(o.out, { config: model.config, params: finetuned.params, head: 'classifier', labels: row.labelNames, tokenizerFiles: model.dir });
+        disposeParams(finetuned.params);
+      }
+      if (o.results) appendResult(o.results, row);
+      for (const e of row.epochs) {
+        process.stderr.write(`epoch ${e.epoch}: train loss ${e.trainLoss?.toFixed(4)}, accuracy ${((e.eval.accuracy ?? NaN) * 100).toFixed(2)} %, macro-F1 ${((e.eval.macroF1 ?? NaN) * 100).toFixed(2)} %\n`);
+      }
+      printJson(o.out ? { ...row, out: o.out } : row);
+    });
+}
