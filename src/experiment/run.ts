@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { initEngine } from '../backend/engine';
 import { corrupt, parseCorruptionSpec, type CorruptionReport } from '../corruption';
 import { loadDataset, type LabeledData } from '../data/dataset';
@@ -36,6 +40,19 @@ export function resolveRecipe(spec: ExperimentSpec, config: ModelConfig): Recipe
 export function encodeSplit(tokenizer: BertTokenizer, data: LabeledData, maxLength: number): EncodedSplit {
   const inputIds = data.texts.map((text) => tokenizer.encode(text, undefined, { maxLength, truncation: true }).inputIds);
   return { inputIds, labels: data.labels };
+}
+
+/**
+ * Identity of the weights a run started from: a spec names a model ("default", a path, a repo id), but
+ * what that name points at can change (a re-pretrained shipped model), so each row records this.
+ */
+export async function modelFingerprint(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  for (const file of ['config.json', 'model.safetensors']) {
+    const path = join(dir, file);
+    if (existsSync(path)) hash.update(await readFile(path));
+  }
+  return hash.digest('hex').slice(0, 16);
 }
 
 export interface PreparedModel {
@@ -156,6 +173,7 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
     evalExamples: evalData.labels.length,
     dataset: datasetLabel(spec.dataset),
     modelDir: model.dir,
+    modelFingerprint: await modelFingerprint(model.dir),
     timings: {
       startedAt: startedAt.toISOString(),
       finishedAt: finishedAt.toISOString(),

@@ -1,0 +1,245 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initEngine } from '../src/backend/engine';
+import { loadCheckpoint, type Checkpoint } from '../src/io/checkpoint';
+import type { ModelConfig } from '../src/model/config';
+import { encode } from '../src/model/encoder';
+import { classifierLogits } from '../src/model/heads';
+import { DropoutSeeds } from '../src/model/layers';
+import { disposeParams, parameterLayout, type ParamMap } from '../src/model/names';
+import { fineTune, type EncodedSplit, type Recipe } from '../src/train/finetune';
+import { crossEntropy, disposeTrainable, makeTrainable, trainStep } from '../src/train/trainer';
+import { runExperiment } from '../src/experiment/run';
+import { ExperimentSpecSchema, ResultRowSchema } from '../src/experiment/spec';
+import { makeTinyModel, sentimentExamples, writeJsonl, type Example, type TinyModel } from './helpers/tiny-model';
+
+// Speed matters more than bit-exactness across backends here; every comparison stays on wasm.
+await initEngine({ backend: 'wasm' });
+
+const work = await mkdtemp(join(tmpdir(), 'healing-finetune-'));
+test.after(() => rm(work, { recursive: true, force: true }));
+
+const tiny: TinyModel = await makeTinyModel(join(work, 'tiny'));
+
+const recipe: Recipe = {
+  learningRate: 3e-3,
+  epochs: 2,
+  batchSize: 8,
+  gradientAccumulation: 1,
+  warmupRatio: 0.1,
+  weightDecay: 0.01,
+  maxGradNorm: 1,
+  evalBatchSize: 64,
+};
+
+function encodeExamples(examples: readonly Example[]): EncodedSplit {
+  return { inputIds: examples.map((e) => tiny.tokenizer.encode(e.text).inputIds), labels: examples.map((e) => e.label) };
+}
+
+const trainSplit = encodeExamples(sentimentExamples(96, 1));
+const evalSplit = encodeExamples(sentimentExamples(40, 2));
+
+async function classifier(): Promise<Checkpoint> {
+  return loadCheckpoint(tiny.dir, { head: 'classifier', numLabels: 2, seed: 5 });
+}
+
+function withoutDropout(config: ModelConfig): ModelConfig {
+  return { ...config, hiddenDropout: 0, attentionDropout: 0, classifierDropout: 0 };
+}
+
+function maxParamDiff(a: ParamMap, b: ParamMap): number {
+  let worst = 0;
+  for (const [name, t] of a) {
+    const x = t.dataSync();
+    const y = b.get(name)!.dataSync();
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  }
+  return worst;
+}
+
+test('fine-tuning learns a separable task: loss falls, accuracy far above chance', async () => {
+  const { config, params } = await classifier();
+  try {
+    const result = await fineTune({
+      config, params, numLabels: 2, train: trainSplit, eval: evalSplit, recipe: { ...recipe, epochs: 8 }, seed: 0, padId: tiny.tokenizer.padId, progressBar: false,
+    });
+    assert.equal(result.status, 'ok');
+    assert.equal(result.epochs.length, 8);
+    assert.equal(result.lossCurve.length, 8 * Math.ceil(96 / recipe.batchSize));
+    const first = result.epochs[0];
+    const last = result.epochs[7];
+    assert.ok(first.trainLoss > 0.6, `a fresh head starts near ln 2 (${first.trainLoss})`);
+    assert.ok(last.trainLoss < first.trainLoss / 3, `train loss ${first.trainLoss} -> ${last.trainLoss}`);
+    assert.ok(last.eval.accuracy >= 0.85, `accuracy ${last.eval.accuracy}`);
+    // The confusion matrix counts every evaluation example once, and accuracy is its diagonal.
+    const c = last.eval.confusion;
+    assert.equal(c.flat().reduce((s, x) => s + x, 0), 40);
+    assert.equal((c[0][0] + c[1][1]) / 40, last.eval.accuracy);
+    assert.ok(result.trainTokens > 0 && result.trainTokensPerSecond > 0);
+  } finally {
+    disposeParams(params);
+  }
+});
+
+test('the same seed reproduces a run, another seed does not; no tensors leak', async () => {
+  const { config, params } = await classifier();
+  const run = (seed: number) =>
+    fineTune({ config, params, numLabels: 2, train: trainSplit, eval: evalSplit, recipe, seed, padId: tiny.tokenizer.padId, progressBar: false });
+  try {
+    const before = tf.memory().numTensors;
+    const a = await run(3);
+    assert.equal(tf.memory().numTensors, before, 'fineTune leaves no tensors behind');
+    const b = await run(3);
+    const c = await run(4);
+    assert.deepEqual(b.lossCurve, a.lossCurve);
+    assert.deepEqual(b.epochs, a.epochs);
+    assert.notDeepEqual(c.lossCurve, a.lossCurve);
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
+    disposeParams(params);
+  }
+});
+
+test('gradient accumulation: 2 micro-batches of 4 update as one batch of 8', async () => {
+  const { config, params } = await classifier();
+  const noDropout = withoutDropout(config);
+  const eight: EncodedSplit = { inputIds: trainSplit.inputIds.slice(0, 8), labels: trainSplit.labels.slice(0, 8) };
+  const run = (gradientAccumulation: number) =>
+    fineTune({
+      config: noDropout, params, numLabels: 2, train: eight, eval: evalSplit, seed: 1, padId: tiny.tokenizer.padId, progressBar: false, keepParams: true,
+      recipe: { ...recipe, gradientAccumulation, epochs: 2, warmupRatio: 0 },
+    });
+  const whole = await run(1);
+  const split = await run(2);
+  try {
+    assert.equal(whole.lossCurve.length, 2, 'one step per epoch');
+    whole.lossCurve.forEach((p, i) => assert.ok(Math.abs(p.loss - split.lossCurve[i].loss) < 1e-5, `loss at step ${p.step}`));
+    const moved = maxParamDiff(whole.params!, params);
+    const d = maxParamDiff(whole.params!, split.params!);
+    assert.ok(moved > 1e-3, `the steps moved the weights (${moved})`);
+    assert.ok(d < 1e-5, `parameters differ by ${d}`);
+  } finally {
+    disposeParams(params);
+    disposeParams(whole.params!);
+    disposeParams(split.params!);
+  }
+});
+
+test('trainStep: the accumulated gradient equals the whole-batch gradient (norm and loss)', async () => {
+  const { config, params } = await classifier();
+  const noDropout = withoutDropout(config);
+  // Examples of different lengths, padded per micro-batch as fine-tuning does.
+  const ids = trainSplit.inputIds.slice(0, 6);
+  const labels = trainSplit.labels.slice(0, 6);
+  const lossOver = (rows: number[][], rowLabels: number[], variables: ParamMap) => {
+    const width = Math.max(...rows.map((r) => r.length));
+    const padded = rows.map((r) => [...r, ...new Array(width - r.length).fill(tiny.tokenizer.padId)]);
+    const mask = rows.map((r) => [...r.map(() => 1), ...new Array(width - r.length).fill(0)]);
+    const { lastHiddenState } = encode(noDropout, variables, {
+      inputIds: tf.tensor2d(padded, undefined, 'int32'),
+      attentionMask: tf.tensor2d(mask, undefined, 'int32'),
+    });
+    const { logits } = classifierLogits(noDropout, variables, lastHiddenState, new DropoutSeeds(undefined), false);
+    return crossEntropy(logits, tf.tensor1d(rowLabels, 'int32'));
+  };
+  // Unequal micro-batches (4 + 2) test the weighting, not just a halving.
+  const step = (groups: number[][]) => {
+    const trainable = makeTrainable(params, { weightDecay: 0, learningRate: 1e-3 });
+    try {
+      const total = groups.flat().length;
+      return trainStep(
+        trainable,
+        groups.length,
+        groups.map((g) => g.length / total),
+        (i) => lossOver(groups[i].map((k) => ids[k]), groups[i].map((k) => labels[k]), trainable.variables),
+        { learningRate: 1e-3, maxGradNorm: 1e9 },
+      );
+    } finally {
+      disposeTrainable(trainable);
+    }
+  };
+  try {
+    const whole = step([[0, 1, 2, 3, 4, 5]]);
+    const split = step([[0, 1, 2, 3], [4, 5]]);
+    assert.ok(whole.gradNorm > 0);
+    assert.ok(Math.abs(whole.loss - split.loss) < 1e-5, `loss ${whole.loss} vs ${split.loss}`);
+    assert.ok(Math.abs(whole.gradNorm - split.gradNorm) < 1e-5 * whole.gradNorm, `gradient norm ${whole.gradNorm} vs ${split.gradNorm}`);
+  } finally {
+    disposeParams(params);
+  }
+});
+
+test('a huge learning rate ends as diverged instead of throwing', async () => {
+  const { config, params } = await classifier();
+  try {
+    const before = tf.memory().numTensors;
+    const result = await fineTune({
+      config, params, numLabels: 2, train: { inputIds: trainSplit.inputIds.slice(0, 32), labels: trainSplit.labels.slice(0, 32) },
+      eval: evalSplit, recipe: { ...recipe, learningRate: 1e6, epochs: 3, warmupRatio: 0 }, seed: 0, padId: tiny.tokenizer.padId, progressBar: false,
+    });
+    assert.equal(result.status, 'diverged');
+    assert.ok(result.divergedAt, 'the step of divergence is recorded');
+    assert.ok(result.lossCurve.every((p) => Number.isFinite(p.loss)), 'the curve holds the finite losses reached');
+    assert.ok(result.lossCurve.length < result.divergedAt.step);
+    assert.equal(result.epochs.length, result.divergedAt.epoch, 'training stops in the epoch it diverged');
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
+    disposeParams(params);
+  }
+});
+
+test('NaN weights diverge at the first step', async () => {
+  const { config, params } = await classifier();
+  const poisoned: ParamMap = new Map(params);
+  const w = params.get('classifier.weight')!;
+  poisoned.set('classifier.weight', tf.fill(w.shape, NaN));
+  try {
+    const result = await fineTune({
+      config, params: poisoned, numLabels: 2, train: trainSplit, eval: evalSplit, recipe, seed: 0, padId: tiny.tokenizer.padId, progressBar: false,
+    });
+    assert.equal(result.status, 'diverged');
+    assert.deepEqual(result.divergedAt, { epoch: 1, step: 1 });
+    assert.deepEqual(result.lossCurve, []);
+  } finally {
+    poisoned.get('classifier.weight')!.dispose();
+    disposeParams(params);
+  }
+});
+
+test('runExperiment: a corrupted run on the tiny model gives a valid result row with its corruption report', async () => {
+  const train = await writeJsonl(join(work, 'data', 'train.jsonl'), sentimentExamples(48, 7));
+  const evalFile = await writeJsonl(join(work, 'data', 'eval.jsonl'), sentimentExamples(16, 8));
+  const spec = ExperimentSpecSchema.parse({
+    model: tiny.dir,
+    dataset: { train, eval: evalFile, maxLength: 16 },
+    corruption: { layers: 'bottom:1' },
+    recipe: { learningRate: 3e-3, epochs: 1, batchSize: 8 },
+    seed: 2,
+  });
+  const before = tf.memory().numTensors;
+  const row = await runExperiment(spec, { progressBar: false });
+  assert.equal(tf.memory().numTensors, before, 'runExperiment disposes the model');
+  const parsed = ResultRowSchema.safeParse(row);
+  assert.ok(parsed.success, parsed.success ? '' : JSON.stringify(parsed.error.issues));
+  assert.equal(row.status, 'ok');
+  assert.deepEqual(row.spec, spec);
+  assert.equal(row.trainExamples, 48);
+  assert.equal(row.evalExamples, 16);
+  assert.equal(row.epochs.length, 1);
+  assert.equal(row.lossCurve.length, 48 / 8);
+  assert.equal(typeof row.final.accuracy, 'number');
+  assert.equal(row.recipe.learningRate, 3e-3);
+  assert.equal(row.provenance.backend, 'wasm');
+  // bottom:1 with all components = every parameter of encoder layer 0.
+  const layer0 = parameterLayout(tiny.config, 'classifier', 2).filter((p) => p.layer === 0);
+  assert.deepEqual(row.corruption, { layers: [0], tensors: layer0.length });
+
+  const clean = await runExperiment({ ...spec, corruption: null, recipe: { ...spec.recipe, epochs: 1 } }, { progressBar: false });
+  assert.ok(ResultRowSchema.safeParse(clean).success);
+  assert.equal(clean.corruption, undefined);
+  assert.notEqual(clean.hash, row.hash, 'the corruption is part of the identity');
+});
