@@ -28,6 +28,7 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'a registry dataset (sst2, imdb, ag_news, emotion, dbpedia_14, twitter_financial_news_topic)')
     .option('--train <file>', 'your own training JSONL ({"text","label"} per line)')
     .option('--eval <file>', 'your own evaluation JSONL')
+    .option('--num-labels <n>', 'with --train/--eval: the label count (default: inferred from the files)')
     .option('--eval-split <split>', 'registry split to evaluate on (default: the dataset\'s evaluation split)')
     .option('--train-size <n>', 'stratified subsample of the training split')
     .option('--eval-size <n>', 'stratified subsample of the evaluation split')
@@ -60,6 +61,7 @@ export function register(program: Command): void {
           trainSize: o.trainSize === undefined ? undefined : int(o.trainSize, '--train-size', 1),
           evalSize: o.evalSize === undefined ? undefined : int(o.evalSize, '--eval-size', 1),
           maxLength: int(o.maxLength, '--max-length', 8),
+          numLabels: o.numLabels === undefined ? undefined : int(o.numLabels, '--num-labels', 2),
         },
         corruption: o.corrupt
           ? {

@@ -127,6 +127,7 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
     train: spec.dataset.train,
     eval: spec.dataset.eval,
     evalSplit: spec.dataset.evalSplit,
+    numLabels: spec.dataset.numLabels,
     dataDir: options.dataDir,
   });
   const numLabels = data.labelNames.length;

@@ -22,11 +22,15 @@ export const DatasetSpecSchema = z
     trainSize: positiveInt.optional(),
     evalSize: positiveInt.optional(),
     maxLength: positiveInt.default(128),
+    /** User data only: the label count when the files don't show every label (default: inferred). */
+    numLabels: z.number().int().min(2).optional(),
   })
   .superRefine((d, ctx) => {
     const hasFiles = d.train !== undefined || d.eval !== undefined;
     if (d.name !== undefined && hasFiles) {
       ctx.addIssue({ code: 'custom', message: 'give either name (a registry dataset) or train + eval (JSONL files), not both' });
+    } else if (d.name !== undefined && d.numLabels !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'numLabels applies to user data (train + eval files); a registry dataset knows its labels' });
     } else if (d.name === undefined && (d.train === undefined || d.eval === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'needs name (a registry dataset) or both train and eval (JSONL files)' });
     }

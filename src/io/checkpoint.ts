@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, configToJson, parseConfig, type ModelConfig } from '../model/config';
 import { parameterLayout, type HeadKind, type ParamInfo, type ParamMap } from '../model/names';
-import { createRng, deriveSeed } from '../random';
+import { initValues } from '../model/init';
 import { UserError } from '../errors';
 import {
   FLOAT_DTYPES,
@@ -61,7 +61,6 @@ export interface LoadOptions {
 export const TOKENIZER_FILES = ['vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
 
 /** Hugging Face's initializer_range default, used for every head weight we create. */
-const INIT_STD = 0.02;
 
 const PREFIX = { bert: 'bert.', distilbert: 'distilbert.' } as const;
 
@@ -163,18 +162,6 @@ function canonicalKey(key: string, config: ModelConfig, known: Set<string>): str
 /** Only head parameters (and the pooler / pre_classifier that feeds the classifier) may be created. */
 function initialisable(info: ParamInfo): boolean {
   return info.component === 'head' || info.component === 'pooler';
-}
-
-function initialValues(info: ParamInfo, seed: number): Float32Array {
-  const n = info.shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  if (info.role === 'layernorm_weight') data.fill(1);
-  else if (info.role === 'linear_weight' || info.role === 'embedding') {
-    // One stream per name, so a head's init doesn't depend on which other tensors were absent.
-    const rng = createRng(deriveSeed(seed, info.name));
-    for (let i = 0; i < n; i++) data[i] = rng.normal() * INIT_STD;
-  }
-  return data;
 }
 
 function resolveLabels(config: ModelConfig, options: LoadOptions): { numLabels: number; labels?: string[]; explicit: boolean } {
@@ -286,7 +273,7 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
   const created = new Map<string, Float32Array>();
   for (const p of layout) {
     if (used.has(p.name)) continue;
-    created.set(p.name, initialValues(p, seed));
+    created.set(p.name, initValues(p, seed));
     const reason = replaceClassifier && p.name.startsWith('classifier.') ? replaceClassifier : 'absent from the checkpoint';
     report.initialised.push({ name: p.name, reason: `${reason}; initialised from seed ${seed}` });
   }

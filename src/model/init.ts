@@ -11,7 +11,7 @@ export const INITIALIZER_RANGE = 0.02;
  * LayerNorm weight 1 and bias 0. Each tensor draws from its own seed stream (seed, name), so a
  * tensor's values don't depend on which other tensors are initialised.
  */
-export function initTensor(info: ParamInfo, seed: number, padTokenId?: number): tf.Tensor {
+export function initValues(info: ParamInfo, seed: number, padTokenId?: number): Float32Array {
   const size = info.shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(size);
   if (info.role === 'layernorm_weight') data.fill(1);
@@ -24,7 +24,11 @@ export function initTensor(info: ParamInfo, seed: number, padTokenId?: number): 
       data.fill(0, padTokenId * dim, (padTokenId + 1) * dim);
     }
   }
-  return tf.tensor(data, info.shape);
+  return data;
+}
+
+export function initTensor(info: ParamInfo, seed: number, padTokenId?: number): tf.Tensor {
+  return tf.tensor(initValues(info, seed, padTokenId), info.shape);
 }
 
 /** A freshly initialised model: the "from scratch" control, and the start of pretraining. */

@@ -4,7 +4,7 @@ import type { ParamMap } from '../model/names';
 import { encode } from '../model/encoder';
 import { classifierLogits } from '../model/heads';
 import { DropoutSeeds } from '../model/layers';
-import { makeBatches, type Batch } from '../data/batching';
+import { makeBatches, type Batch, type EncodedExamples } from '../data/batching';
 import { deriveSeed } from '../random';
 import { createProgress } from '../progress';
 import { classificationMetrics } from './metrics';
@@ -26,11 +26,7 @@ export interface Recipe {
 }
 
 /** Tokenized examples: unpadded token ids (with [CLS]/[SEP], already truncated) and labels. */
-export interface EncodedSplit {
-  inputIds: number[][];
-  tokenTypeIds?: number[][];
-  labels: number[];
-}
+export type EncodedSplit = EncodedExamples;
 
 export interface EvalMetrics {
   accuracy: number;
@@ -100,10 +96,7 @@ function realTokens(batch: Batch): number {
 
 /** Predicted labels for a split, in example order. Eval mode: no dropout. */
 export function predict(config: ModelConfig, params: ParamMap, data: EncodedSplit, options: { batchSize: number; padId: number }): number[] {
-  const batches = makeBatches(
-    { inputIds: data.inputIds, tokenTypeIds: data.tokenTypeIds, labels: data.labels },
-    { batchSize: options.batchSize, padId: options.padId, bucket: true },
-  );
+  const batches = makeBatches(data, { batchSize: options.batchSize, padId: options.padId, bucket: true });
   const predictions = new Array<number>(data.labels.length);
   for (const batch of batches) {
     const predicted = tf.tidy(() => {
@@ -166,10 +159,12 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   let divergedAt: FineTuneResult['divergedAt'];
   try {
     for (let epoch = 1; epoch <= recipe.epochs && !divergedAt; epoch++) {
-      const batches = makeBatches(
-        { inputIds: options.train.inputIds, tokenTypeIds: options.train.tokenTypeIds, labels: options.train.labels },
-        { batchSize: microBatchSize, padId: options.padId, bucket: true, seed: deriveSeed(seed, `shuffle/${epoch}`) },
-      );
+      const batches = makeBatches(options.train, {
+        batchSize: microBatchSize,
+        padId: options.padId,
+        bucket: true,
+        seed: deriveSeed(seed, `shuffle/${epoch}`),
+      });
       let epochLoss = 0;
       let epochSteps = 0;
       for (let start = 0; start < batches.length; start += recipe.gradientAccumulation) {

@@ -74,6 +74,8 @@ const StateSchema = z.object({
   trainSequences: z.number().int(),
   heldOutSequences: z.number().int(),
   finished: z.boolean(),
+  /** Train losses since the last curve point, so a resumed run's next point averages the same steps. */
+  window: z.object({ loss: z.number(), steps: z.number().int().nonnegative() }).optional(),
   /** The command line that started the run, for the model card's rebuild instructions. */
   command: z.string().optional(),
 });
@@ -368,8 +370,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainState>
   });
   bar.update(state.step, { tokens: state.tokensSeen, loss: '-', tok_s: '-' });
   const stopAt = Math.min(state.totalSteps, state.step + (options.maxStepsThisRun ?? Infinity));
-  let windowLoss = 0;
-  let windowSteps = 0;
+  let windowLoss = state.window?.loss ?? 0;
+  let windowSteps = state.window?.steps ?? 0;
   let sessionTokens = 0;
   let sessionMs = 0;
   try {
@@ -411,6 +413,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainState>
       }
       if (state.step % args.checkpointEvery === 0 || last || state.step === stopAt) {
         state.finished = last;
+        state.window = { loss: windowLoss, steps: windowSteps };
         await saveTrainingState(options.out, config, trainable, state);
       }
       await new Promise((resolve) => setImmediate(resolve));
