@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -10,7 +12,9 @@ import { forward, mlmLogits } from '../src/model/heads';
 import { initParams } from '../src/model/init';
 import { disposeParams, type ParamMap } from '../src/model/names';
 import { gelu, layerNorm } from '../src/model/layers';
-import { tinyConfig } from './helpers/tiny-model';
+import { fillMask } from '../src/model/fill-mask';
+import { UserError } from '../src/errors';
+import { makeTinyModel, tinyConfig } from './helpers/tiny-model';
 
 // wasm is what production runs; the cpu backend is switched to per test (both are registered).
 await initEngine({ backend: 'wasm' });
@@ -237,5 +241,32 @@ test('no tensor leaks: three forward passes in tidy leave the tensor count flat'
     } finally {
       disposeParams(checkpoint.params);
     }
+  }
+});
+
+test('fillMask: a distribution per [MASK], all of the vocabulary at most, a clear error without a mask', async () => {
+  await tf.setBackend('wasm');
+  const dir = await mkdtemp(join(tmpdir(), 'healing-model-'));
+  try {
+    const tiny = await makeTinyModel(join(dir, 'tiny'));
+    const checkpoint = await loadCheckpoint(tiny.dir, { head: 'mlm' });
+    try {
+      const text = 'the [MASK] was [MASK] .';
+      const masks = fillMask(checkpoint.config, checkpoint.params, tiny.tokenizer, text, 1000);
+      const ids = tiny.tokenizer.encode(text).inputIds;
+      assert.deepEqual(masks.map((m) => m.position), ids.flatMap((id, i) => (id === tiny.tokenizer.maskId ? [i] : [])));
+      for (const m of masks) {
+        assert.equal(m.predictions.length, checkpoint.config.vocabSize, 'a --top beyond the vocabulary gives all of it');
+        const total = m.predictions.reduce((s, p) => s + p.probability, 0);
+        assert.ok(Math.abs(total - 1) < 1e-4, `probabilities sum to ${total}`);
+        m.predictions.forEach((p, k) => k > 0 && assert.ok(p.probability <= m.predictions[k - 1].probability));
+        assert.equal(new Set(m.predictions.map((p) => p.id)).size, checkpoint.config.vocabSize);
+      }
+      assert.throws(() => fillMask(checkpoint.config, checkpoint.params, tiny.tokenizer, 'the movie was good'), UserError);
+    } finally {
+      disposeParams(checkpoint.params);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -32,6 +32,13 @@ function checkRectangular(input: ForwardInput, file: string): void {
   }
 }
 
+/** Math.max(...rows.flat()) overflows the call stack on large inputs. */
+function largest(rows: number[][]): number {
+  let max = -Infinity;
+  for (const row of rows) for (const x of row) if (x > max) max = x;
+  return max;
+}
+
 export function register(program: Command): void {
   program
     .command('forward')
@@ -56,8 +63,17 @@ export function register(program: Command): void {
       checkRectangular(input, o.input);
       const checkpoint = await loadCheckpoint(await resolveModelDir(o.model));
       const { config } = checkpoint;
-      const maxId = Math.max(...input.input_ids.flat());
+      const maxId = largest(input.input_ids);
       if (maxId >= config.vocabSize) throw new UserError(`${o.input}: token id ${maxId} is outside the vocabulary (size ${config.vocabSize})`);
+      // Out-of-range type ids would surface as a bare GatherV2 error; other mask values silently skew attention.
+      if (input.token_type_ids && config.typeVocabSize > 0) {
+        const maxType = largest(input.token_type_ids);
+        if (maxType >= config.typeVocabSize) {
+          throw new UserError(`${o.input}: token_type_ids holds ${maxType}, outside type_vocab_size ${config.typeVocabSize}`);
+        }
+      }
+      const badMask = input.attention_mask.flat().find((m) => m !== 0 && m !== 1);
+      if (badMask !== undefined) throw new UserError(`${o.input}: attention_mask holds ${badMask}; expected 0 or 1`);
       if (input.input_ids[0].length > config.maxPositions) {
         throw new UserError(`${o.input}: sequence length ${input.input_ids[0].length} exceeds max_position_embeddings ${config.maxPositions}`);
       }

@@ -1,9 +1,22 @@
 import type { Command } from 'commander';
 import { initEngine } from '../backend/engine';
 import { UserError } from '../errors';
-import { PretrainArgsSchema, pretrain } from '../train/pretrain';
+import { PretrainArgsSchema, pretrain, type PretrainArgs } from '../train/pretrain';
 import { exportPretrainedModel } from '../train/model-card';
 import { int, num, printJson } from './options';
+
+/** The flag that sets each argument, for error messages. */
+const flagOf = (key: string): string => (key === 'learningRate' ? '--lr' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+
+/** Validates the arguments as one line naming the flag and value (a ZodError would print as a JSON dump). */
+function parseArgs(input: Record<string, unknown>): PretrainArgs {
+  const parsed = PretrainArgsSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const key = String(issue.path[0] ?? '');
+  const value = input[key];
+  throw new UserError(`${flagOf(key)} ${Array.isArray(value) ? value.join(',') : String(value)}: ${issue.message}`);
+}
 
 export function register(program: Command): void {
   program
@@ -34,7 +47,7 @@ export function register(program: Command): void {
       const engine = await initEngine();
       const args = o.resume
         ? undefined
-        : PretrainArgsSchema.parse({
+        : parseArgs({
             corpus: String(o.corpus).split(',').map((s: string) => s.trim()),
             vocabSize: int(o.vocabSize, '--vocab-size'),
             layers: int(o.layers, '--layers'),

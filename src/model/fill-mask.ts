@@ -22,7 +22,8 @@ export function fillMask(config: ModelConfig, params: ParamMap, tokenizer: BertT
     const { lastHiddenState } = encode(config, params, { inputIds, attentionMask: tf.onesLike(inputIds) as tf.Tensor2D });
     const hidden = tf.gather(lastHiddenState.squeeze([0]), tf.tensor1d(positions, 'int32')) as tf.Tensor2D;
     const probs = tf.softmax(mlmLogits(config, params, hidden));
-    const { values, indices } = tf.topk(probs, top);
+    // A --top beyond the vocabulary means "all of it", not a topk error.
+    const { values, indices } = tf.topk(probs, Math.min(top, config.vocabSize));
     const v = values.arraySync();
     const ix = indices.arraySync();
     return positions.map((position, row) => ({

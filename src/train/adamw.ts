@@ -152,7 +152,8 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number)
   const normTensor = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt());
   const norm = normTensor.dataSync()[0];
   normTensor.dispose();
-  const coef = Math.min(1, maxNorm / (norm + 1e-6));
+  // maxNorm <= 0 means no clipping (Hugging Face's max_grad_norm = 0); the norm is still reported.
+  const coef = maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
   const out = new Map<string, tf.Tensor>();
   for (const [name, g] of grads) out.set(name, coef < 1 ? tf.tidy(() => g.mul(coef)) : tf.clone(g));
   return { grads: out, norm };

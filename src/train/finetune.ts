@@ -172,7 +172,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         const examples = group.reduce((n, b) => n + b.batchSize, 0);
         const began = performance.now();
         const lr = schedule(step);
-        const { loss } = trainStep(
+        const { loss, gradNorm } = trainStep(
           trainable,
           group.length,
           group.map((b) => b.batchSize / examples),
@@ -188,7 +188,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         trainMs += performance.now() - began;
         step++;
         tokens += group.reduce((n, b) => n + realTokens(b), 0);
-        if (!Number.isFinite(loss)) {
+        // trainStep skips the update on a non-finite loss or gradient; either way the run has diverged.
+        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
           divergedAt = { epoch, step };
           break;
         }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint';
 import { disposeParams } from '../model/names';
 import { UserError } from '../errors';
-import { pretrainPaths, readCurve, type PretrainState } from './pretrain';
+import { pretrainPaths, readCurve, recoverSnapshot, type PretrainState } from './pretrain';
 
 /**
  * Turns a finished pretraining run into a shippable model directory: fp16 weights (to keep the
@@ -12,6 +12,7 @@ import { pretrainPaths, readCurve, type PretrainState } from './pretrain';
  */
 export async function exportPretrainedModel(runDir: string, outDir: string): Promise<string> {
   const p = pretrainPaths(runDir);
+  await recoverSnapshot(runDir);
   const state = JSON.parse(await readFile(p.state, 'utf8')) as PretrainState;
   if (!state.finished) throw new UserError(`${runDir}: pretraining is at step ${state.step} of ${state.totalSteps}; finish it (--resume) before exporting`);
   const checkpoint = await loadCheckpoint(p.checkpoint, { head: 'mlm' });

@@ -97,7 +97,7 @@ const paths = (out: string) => ({
  * A crash between the two renames of a snapshot swap leaves only snapshot.old; it is still a
  * complete snapshot, so put it back.
  */
-async function recoverSnapshot(out: string): Promise<void> {
+export async function recoverSnapshot(out: string): Promise<void> {
   const p = paths(out);
   if (!existsSync(p.snapshot) && existsSync(`${p.snapshot}.old`)) await rename(`${p.snapshot}.old`, p.snapshot);
 }
@@ -310,7 +310,13 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainState>
     await writeFile(p.curve, kept.map((point) => JSON.stringify(point) + '\n').join(''));
     log(`resuming at step ${state.step} of ${state.totalSteps}`);
   } else {
-    if (!options.args) throw new UserError(`no pretraining state in ${options.out}; give the model and corpus arguments`);
+    if (!options.args) {
+      throw new UserError(
+        options.resume
+          ? `--resume: ${options.out} holds no pretraining snapshot to continue; start a run there without --resume`
+          : `no pretraining state in ${options.out}; give the model and corpus arguments`,
+      );
+    }
     if (existsSync(p.state)) {
       throw new UserError(`${options.out} already holds a pretraining run; pass --resume to continue it or choose another --out`);
     }
@@ -386,7 +392,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainState>
         { learningRate: schedule(state.step), maxGradNorm: args.maxGradNorm },
       );
       const ms = performance.now() - began;
-      if (!Number.isFinite(loss)) throw new Error(`pretraining diverged at step ${state.step} (loss ${loss}); resume from the last checkpoint with a lower --lr`);
+      if (!Number.isFinite(loss)) throw new UserError(`pretraining diverged at step ${state.step} (loss ${loss}); resume from the last checkpoint with a lower --lr`);
       state.step++;
       state.tokensSeen += args.batchSize * args.maxLength;
       state.seconds += ms / 1000;

@@ -1,0 +1,168 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  bottomVsTop,
+  epochGaps,
+  limitsOfHealing,
+  moreCorruptionHurtsMore,
+  olsSlope,
+  selectRows,
+  spearman,
+  staleRows,
+} from '../src/analysis/findings';
+import { syntheticResults } from '../src/analysis/synthetic';
+import { pairedTest, summarise } from '../src/analysis/stats';
+import type { ResultRow } from '../src/experiment/spec';
+
+// Synthetic rows carry a planted truth: accuracy = clean - k * penalty(side) + seed noise (sd 0.005).
+const seeds = [0, 1, 2, 3, 4];
+const planted = syntheticResults({ datasets: ['sst2', 'emotion', 'ag_news'], ks: [1, 2, 3], seeds, bottomPenalty: 0.04, topPenalty: 0.01 });
+const none = syntheticResults({ datasets: ['sst2', 'emotion', 'ag_news'], ks: [1, 2, 3], seeds, bottomPenalty: 0, topPenalty: 0 });
+const equal = syntheticResults({ datasets: ['sst2', 'emotion', 'ag_news'], ks: [1, 2, 3], seeds, bottomPenalty: 0.03, topPenalty: 0.03 });
+const reversed = syntheticResults({ datasets: ['sst2', 'emotion'], ks: [1, 2], seeds, bottomPenalty: 0.01, topPenalty: 0.05 });
+
+const close = (actual: number, expected: number, tol: number, what: string) =>
+  assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected}`);
+
+test('spearman and olsSlope match independent values', () => {
+  // No ties: rho = 1 - 6 sum d^2 / (n (n^2 - 1)) = 1 - 24 / 120.
+  close(spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]), 0.8, 1e-12, 'rho without ties');
+  // With ties: scipy.stats.spearmanr([1,2,2,3,4],[3,1,2,2,5]).
+  close(spearman([1, 2, 2, 3, 4], [3, 1, 2, 2, 5]), 0.2894736842105264, 1e-12, 'rho with ties');
+  assert.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3])), 'a constant variable has no rank correlation');
+  close(olsSlope([0, 1, 2, 3], [1, 3, 5, 7]), 2, 1e-12, 'exact line');
+  assert.ok(Number.isNaN(olsSlope([2, 2], [1, 3])));
+});
+
+test('F1: a planted accuracy loss is found as recovery reliably below 1, with the recovery computed from the rows', () => {
+  const f = limitsOfHealing(planted);
+  assert.equal(f.verdict, 'supported');
+  // 3 datasets x 2 sides x 3 ks corrupted settings, 5 seeds each.
+  const groups = f.details.flatMap((d) => d.groups);
+  assert.equal(groups.length, 18);
+  const g = groups.find((x) => x.dataset === 'emotion' && x.corruption === 'bottom:2/all/reinit')!;
+  // Independent: recovery per seed from the raw rows.
+  const acc = (layers: string | null, seed: number) =>
+    planted.find((r) => r.spec.dataset.name === 'emotion' && r.spec.seed === seed && (r.spec.corruption?.layers ?? null) === layers)!.final.accuracy!;
+  const ratios = seeds.map((s) => acc('bottom:2', s) / acc(null, s));
+  const s = summarise(ratios);
+  close(g.meanRecovery, s.mean, 1e-12, 'mean recovery');
+  close(g.hi, s.ci95[1], 1e-12, 'upper bound');
+  close(g.meanRecovery, 1 - 0.08 / 0.9, 0.01, 'planted recovery');
+  assert.ok(g.reliablyBelow);
+  assert.equal(f.table.length, 18);
+});
+
+test('F1: no planted loss is not reported as a limit of healing', () => {
+  const f = limitsOfHealing(none);
+  assert.equal(f.verdict, 'not supported');
+  assert.ok(f.details.flatMap((d) => d.groups).every((g) => !g.reliablyBelow || g.hi > 0.98));
+});
+
+/** Rows whose per-epoch accuracy moves: corrupted runs start `extra` worse after the first epoch. */
+function withEpochGap(rows: ResultRow[], extra: number): ResultRow[] {
+  return rows.map((r) => {
+    if (r.spec.corruption === null) return r;
+    return { ...r, epochs: r.epochs.map((e, i) => ({ ...e, eval: { ...e.eval, accuracy: e.eval.accuracy! - (i === 0 ? extra : 0) } })) };
+  });
+}
+
+test('F1: longer fine-tuning narrows a planted early gap, and a constant gap is "does not narrow"', () => {
+  const narrowing = withEpochGap(planted, 0.1);
+  const r = limitsOfHealing(narrowing).longerTraining;
+  assert.equal(r.n, 3 * 6 * seeds.length);
+  close(r.meanChange, -0.1, 1e-9, 'gap change');
+  assert.equal(r.conclusion, 'narrows but stays');
+  assert.equal(r.perEpoch.length, 3);
+  assert.ok(r.perEpoch[0].gap > r.perEpoch[2].gap);
+  // With no loss at the end, the gap closes.
+  assert.equal(limitsOfHealing(withEpochGap(none, 0.1)).longerTraining.conclusion, 'closes');
+  // Synthetic rows have the same accuracy after every epoch: the gap stays as it is.
+  assert.equal(epochGaps(selectRows(planted).rows).conclusion, 'does not narrow');
+});
+
+test('F2: a planted per-layer loss is a falling trend with the planted slope; no loss is flat', () => {
+  const f = moreCorruptionHurtsMore(planted);
+  assert.equal(f.verdict, 'supported');
+  assert.equal(f.details.length, 3);
+  for (const d of f.details) {
+    const bottom = d.lines.find((l) => l.side === 'bottom')!;
+    const top = d.lines.find((l) => l.side === 'top')!;
+    assert.deepEqual(bottom.ks, [0, 1, 2, 3]);
+    assert.ok(bottom.lo <= -0.04 && -0.04 <= bottom.hi, `bottom slope interval ${bottom.lo}..${bottom.hi} holds the planted -0.04`);
+    assert.ok(top.lo <= -0.01 && -0.01 <= top.hi, `top slope interval ${top.lo}..${top.hi} holds the planted -0.01`);
+    assert.equal(bottom.trend, 'falls');
+    assert.ok(bottom.spearman < -0.8);
+  }
+  const flat = moreCorruptionHurtsMore(none);
+  assert.equal(flat.verdict, 'not supported');
+  assert.ok(flat.details.flatMap((d) => d.lines).every((l) => l.trend !== 'falls' || l.hi > -0.01));
+});
+
+test('F3: bottom worse than top is found with the planted difference; pairs match a direct paired t-test', () => {
+  const f = bottomVsTop(planted);
+  assert.equal(f.verdict, 'supported');
+  assert.equal(f.pooled.n, 3 * 3 * seeds.length);
+  // Planted: top - bottom = k * (0.04 - 0.01), mean k = 2.
+  assert.ok(f.pooled.ci95[0] <= 0.06 && 0.06 <= f.pooled.ci95[1], `CI ${f.pooled.ci95}`);
+  // Independent: pair the raw rows by hand for one dataset.
+  const acc = (layers: string, seed: number) =>
+    planted.find((r) => r.spec.dataset.name === 'sst2' && r.spec.seed === seed && r.spec.corruption?.layers === layers)!.final.accuracy!;
+  const top: number[] = [];
+  const bottom: number[] = [];
+  for (const k of [1, 2, 3]) for (const s of seeds) {
+    top.push(acc(`top:${k}`, s));
+    bottom.push(acc(`bottom:${k}`, s));
+  }
+  const direct = pairedTest(top, bottom);
+  const sst2 = f.details.find((d) => d.dataset === 'sst2')!;
+  close(sst2.meanDiff, direct.meanDiff, 1e-12, 'mean difference');
+  close(sst2.p, direct.p, 1e-12, 'p');
+  close(sst2.cohensDz, direct.cohensDz, 1e-9, 'dz');
+  assert.equal(sst2.conclusion, 'bottom worse');
+});
+
+test('F3: equal penalties are not a bottom-vs-top effect; top worse is "not supported"', () => {
+  assert.notEqual(bottomVsTop(equal).verdict, 'supported');
+  const f = bottomVsTop(reversed);
+  assert.equal(f.verdict, 'not supported');
+  assert.equal(f.pooled.conclusion, 'top worse');
+});
+
+test('F3: K = all layers is left out (bottom:L and top:L corrupt the same layers)', () => {
+  // syntheticResults realises layers for a 12-layer model.
+  const rows = syntheticResults({ datasets: ['sst2'], ks: [1, 12], seeds: [0, 1, 2] });
+  const f = bottomVsTop(rows);
+  assert.equal(f.pooled.n, 3);
+  assert.ok(f.notes.some((n) => /K = all layers/.test(n)), f.notes.join('; '));
+});
+
+test('every finding says "not enough data" with one seed or no rows, instead of failing', () => {
+  const oneSeed = syntheticResults({ datasets: ['sst2'], ks: [1], seeds: [0] });
+  for (const rows of [oneSeed, []]) {
+    assert.equal(limitsOfHealing(rows).verdict, 'not enough data');
+    assert.equal(moreCorruptionHurtsMore(rows).verdict, 'not enough data');
+    assert.equal(bottomVsTop(rows).verdict, 'not enough data');
+  }
+});
+
+test('stale rows (other weights under the same model name) and other settings are surfaced and left out', () => {
+  const rows = planted.map((r, i) => ({ ...r, modelFingerprint: i < 5 ? 'oldweights000000' : 'newweights000000' }) as ResultRow);
+  const stale = staleRows(rows);
+  assert.equal(stale.length, 1);
+  assert.equal(stale[0].fingerprint, 'newweights000000');
+  assert.equal(stale[0].stale.length, 5);
+  const selection = selectRows(rows);
+  assert.equal(selection.rows.length, rows.length - 5);
+  assert.ok(selection.notes.some((n) => /5 stale row/.test(n)));
+
+  // A quick-sized run of the same dataset is another experiment, not another seed.
+  const quick = syntheticResults({ datasets: ['sst2'], ks: [1], seeds: [0] }).map((r) => ({
+    ...r,
+    hash: r.hash.replace(/^./, 'f'),
+    spec: { ...r.spec, dataset: { ...r.spec.dataset, trainSize: 64 } },
+  }));
+  const mixed = selectRows([...planted, ...quick]);
+  assert.equal(mixed.rows.length, planted.length);
+  assert.ok(mixed.notes.some((n) => /sst2: 3 row\(s\) with other subset sizes/.test(n)), mixed.notes.join('; '));
+});
