@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { resolveModelDir } from '../io/models';
 import { loadTokenizer } from '../tokenizer/tokenizer';
 
 function positiveInt(value: string): number {
@@ -16,12 +17,12 @@ export function register(program: Command): void {
   program
     .command('tokenize')
     .description("tokenize texts with a checkpoint's tokenizer; prints one JSON object per text")
-    .requiredOption('--model <dir>', 'directory with tokenizer.json, or vocab.txt (+ tokenizer_config.json)')
+    .option('--model <dir>', 'directory with tokenizer.json or vocab.txt (+ tokenizer_config.json), a hub repo id, or default/tiny', 'default')
     .option('--max-length <n>', 'truncate to this many tokens, specials included (longest_first for pairs)', positiveInt)
     .option('--pair <text>', 'second segment (token type 1) encoded with every text')
     .argument('<text...>', 'texts to tokenize')
     .action(async (texts: string[], options: { model: string; maxLength?: number; pair?: string }) => {
-      const tokenizer = await loadTokenizer(options.model);
+      const tokenizer = await loadTokenizer(await resolveModelDir(options.model));
       for (const text of texts) {
         const e = tokenizer.encode(text, options.pair ?? null, {
           truncation: options.maxLength !== undefined,
