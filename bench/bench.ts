@@ -19,6 +19,7 @@ import { classifierLogits } from '../src/model/heads';
 import { DropoutSeeds } from '../src/model/layers';
 import { crossEntropy, disposeTrainable, makeTrainable, trainStep } from '../src/train/trainer';
 import { createRng } from '../src/random';
+import { isWasmOutOfMemory, WASM_MEMORY_HINT } from '../src/backend/memory';
 
 interface Shape {
   vocab: number;
@@ -121,7 +122,8 @@ async function child(backend: BackendName, which: 'reference' | 'base', steps: n
     disposeTrainable(trainable);
   } catch (error) {
     result.ok = false;
-    result.error = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    result.error = isWasmOutOfMemory(error) ? `${WASM_MEMORY_HINT} (${message})` : message;
   }
   result.peak_rss_mb = memory.peakMb();
   return result;
@@ -176,8 +178,10 @@ if (opts.child) {
   const fastest = ok.sort((a, b) => (b.tokens_per_second ?? 0) - (a.tokens_per_second ?? 0))[0];
   let base: ChildResult | undefined;
   if (!opts.skipBase && fastest) {
-    process.stderr.write(`measuring ${fastest.backend} with bert-base-uncased shapes (batch 8x128 in 2 micro-batches)...\n`);
-    base = runChild(['--backend', fastest.backend, '--model', 'base', '--steps', '1', '--batch', '8', '--seq', '128', '--micro', '2']);
+    // Micro-batches of one 128-token sequence: larger ones exhaust the wasm heap with bert-base shapes
+    // (params + AdamW moments alone are 1.3 GB).
+    process.stderr.write(`measuring ${fastest.backend} with bert-base-uncased shapes (batch 4x128 in 4 micro-batches)...\n`);
+    base = runChild(['--backend', fastest.backend, '--model', 'base', '--steps', '1', '--batch', '4', '--seq', '128', '--micro', '4']);
     console.log(describe(base));
   }
   console.log(

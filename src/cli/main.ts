@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../errors';
 import { VERSION } from '../version';
+import { isWasmOutOfMemory, WASM_MEMORY_HINT } from '../backend/memory';
 
 /**
  * The `healing` command. Each subcommand lives in its own file and exports `register(program)`;
@@ -38,10 +39,7 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 1;
     const verbose = argv.includes('--verbose');
     let message = error instanceof Error ? error.message : String(error);
-    // The wasm backend aborts without a message when its heap (at most 4 GB) is exhausted.
-    if (/^Aborted\(/.test(message)) {
-      message = 'the TF.js wasm engine ran out of memory (its heap is capped at 4 GB): use a smaller batch or more --gradient-accumulation';
-    }
+    if (isWasmOutOfMemory(error)) message = `${WASM_MEMORY_HINT} (${message.split('\n')[0]})`;
     process.stderr.write(`healing: ${message}\n`);
     if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     else if (!(error instanceof UserError)) process.stderr.write('(run with --verbose for the stack trace)\n');
