@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { anatomySpec, healedVsClean, mostHarmfulLayers, rowsForSpecs, singleLayerEffects, singleLayerSweepSpecs } from '../src/analysis/anatomy';
+import { anatomyFindings, anatomySpec, healedVsClean, mostHarmfulLayers, rowsForSpecs, singleLayerEffects, singleLayerSweepSpecs } from '../src/analysis/anatomy';
 import { resultsFrame } from '../src/analysis/frames';
 import { specHash } from '../src/experiment/hash';
 import { presetSpecs } from '../src/experiment/presets';
@@ -55,6 +55,7 @@ test('singleLayerEffects: mean gap to the clean partner per dataset and layer; t
   assert.equal(effects.length, 2 * 3);
   for (const e of effects) {
     assert.equal(e.n, 3);
+    assert.ok(Math.abs(e.cleanAccuracy - 0.91) < 1e-9, 'mean clean accuracy over seeds 0-2');
     assert.ok(Math.abs(e.gap - planted(e.dataset, e.layer)) < 1e-9, `${e.dataset} layer ${e.layer}: ${e.gap}`);
     assert.ok(Math.abs(e.accuracy - (0.91 - planted(e.dataset, e.layer))) < 1e-9);
   }
@@ -104,4 +105,34 @@ test('healedVsClean: per-layer CKA, drift and probes of the clean and corrupted 
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+});
+
+test('anatomyFindings: the most harmful layer, how close healing came, and drift; honest without data', () => {
+  const effects = [
+    { dataset: 'sst2', layer: 0, n: 2, accuracy: 0.7, gap: 0.1, cleanAccuracy: 0.8 },
+    { dataset: 'sst2', layer: 1, n: 2, accuracy: 0.78, gap: 0.02, cleanAccuracy: 0.8 },
+  ];
+  const row = (layer: number, corrupted: boolean, ckaBefore: number, ckaAfter: number, driftClean: number, driftCorrupted: number) => ({
+    layerName: layer < 0 ? 'embeddings' : `layer ${layer}`, layer, corrupted, ckaBefore, ckaAfter, driftClean, driftCorrupted,
+  });
+  const layers = [row(-1, false, 1, 0.99, NaN, NaN), row(0, true, 0.2, 0.6, 0.01, 0.04), row(1, false, 0.5, 0.95, 0.01, 0.01)];
+  const clean = { final: { accuracy: 0.8, macroF1: 0.8 }, spec: anatomySpec({ model: 'tiny' }, 'sst2', null, 0) };
+  const healed = { layers, majorityBaseline: 0.5, clean };
+  const f = anatomyFindings(effects, healed);
+  assert.deepEqual(f.harmful.map((h) => [h.dataset, h.layer]), [['sst2', 0]]);
+  assert.equal(f.staysFar, 'yes');
+  assert.ok(Math.abs(f.ckaAfterCorrupted - 0.6) < 1e-12);
+  assert.ok(Math.abs(f.ckaAfterUntouched - 0.95) < 1e-12, 'the embedding output is not an encoder layer');
+  assert.ok(Math.abs(f.deficitClosed - 0.5) < 1e-12, '(0.6 - 0.2) / (1 - 0.2)');
+  assert.ok(Math.abs(f.driftRatio - 4) < 1e-12);
+  assert.match(f.text[0], /layer 0 costs most, 10\.0 points/);
+  assert.equal(anatomyFindings(effects, healed, { farBelow: 0.5 }).staysFar, 'no');
+  const none = anatomyFindings([], undefined);
+  assert.equal(none.staysFar, 'not enough data');
+  assert.match(none.text.join(' '), /not enough data.*not enough data/);
+  // A clean model at the majority baseline learned nothing: neither part reads its numbers.
+  const untrained = anatomyFindings(effects, { ...healed, majorityBaseline: 0.79 });
+  assert.equal(untrained.staysFar, 'not enough data');
+  assert.equal(untrained.harmful[0].layer, undefined);
+  assert.match(untrained.text[0], /sst2: not enough data: the clean model reaches 80\.0 %/);
 });

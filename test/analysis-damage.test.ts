@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { fillMaskComparison, loadMlmModel, mlmDamage, representationSimilarity, type MlmModel } from '../src/analysis/damage';
+import { damageFindings, fillMaskComparison, loadMlmModel, mlmDamage, representationSimilarity, type MlmDamageRow, type MlmModel } from '../src/analysis/damage';
 import { hiddenStatesFor, hiddenStateArrays } from '../src/analysis/hidden';
 import { encode } from '../src/model/encoder';
 import { fillMask } from '../src/model/fill-mask';
@@ -123,4 +123,44 @@ test('loadMlmModel by path leaves nothing behind once disposed', async () => {
   assert.equal(m.config.numLayers, 2);
   disposeParams(m.params);
   assert.equal(tf.memory().numTensors, before);
+});
+
+/** Rows of a 3-layer model: accuracy per (side, k), the same for every seed given. */
+function plantedRows(clean: number, bottom: number[], top: number[], seeds = [0, 1]): MlmDamageRow[] {
+  const layersOf = (side: string, k: number) => (side === 'bottom' ? [0, 1, 2].slice(0, k) : [0, 1, 2].slice(3 - k)).join(',');
+  return seeds.flatMap((seed) => [
+    { corruption: 'clean', side: 'clean' as const, k: 0, layers: '', seed, mlmLoss: 1, mlmAccuracy: clean, sequences: 8 },
+    ...(['bottom', 'top'] as const).flatMap((side) =>
+      (side === 'bottom' ? bottom : top).map((acc, i) => ({
+        corruption: `${side}:${i + 1}`, side, k: i + 1, layers: layersOf(side, i + 1), seed, mlmLoss: 2, mlmAccuracy: acc + 0.001 * seed,
+      sequences: 8 })),
+    ),
+  ]);
+}
+
+test('damageFindings: monotone damage with bottom worse is supported; K = L (same layers) is not compared', () => {
+  const f = damageFindings(plantedRows(0.4, [0.2, 0.1, 0.05], [0.3, 0.15, 0.05]));
+  assert.equal(f.moreIsWorse, 'supported');
+  assert.equal(f.bottomIsWorse, 'supported');
+  assert.deepEqual(f.comparedKs, [1, 2]);
+  assert.deepEqual(f.bottomWorseKs, [1, 2]);
+  assert.ok(Math.abs(f.curves.bottom[0].accuracy - 0.2005) < 1e-12, 'mean over seeds');
+  assert.ok(Math.abs(f.range - (0.4 - 0.0505)) < 1e-12);
+  assert.equal(f.text.length, 2);
+});
+
+test('damageFindings: a rise with K or top worse is not supported; an untrained model is not enough data', () => {
+  const rising = damageFindings(plantedRows(0.4, [0.2, 0.3, 0.05], [0.1, 0.15, 0.05]));
+  assert.equal(rising.moreIsWorse, 'not supported');
+  assert.deepEqual(rising.increases.bottom, [2]);
+  assert.equal(rising.bottomIsWorse, 'not supported');
+  assert.deepEqual(rising.bottomWorseKs, [], 'top-K scores lower at both K');
+  const tied = damageFindings(plantedRows(0.4, [0.2, 0.1, 0.05], [0.3, 0.1, 0.05], [0]));
+  assert.deepEqual([tied.bottomWorseKs, tied.tiedKs, tied.bottomIsWorse], [[1], [2], 'not supported']);
+  assert.match(tied.text[1], /1 of 2 K \(1, 2\); equal at K = 2\./);
+  const flat = damageFindings(plantedRows(0.05, [0.049, 0.05, 0.048], [0.05, 0.049, 0.048]));
+  assert.equal(flat.moreIsWorse, 'not enough data');
+  assert.equal(flat.bottomIsWorse, 'not enough data');
+  assert.match(flat.text[0], /no measurable knowledge/);
+  assert.equal(damageFindings([]).moreIsWorse, 'not enough data');
 });

@@ -10,6 +10,7 @@ import { deriveSeed } from '../random';
 import { linearCKA } from './cka';
 import { weightDrift, type LayerDrift } from './drift';
 import { records, type FlatRow } from './frames';
+import type { Figure } from './figures';
 import { hiddenStateNames, hiddenStatesFor, type Pooling } from './hidden';
 import { layerProbes, majorityBaseline, type LayerProbeRow } from './probes';
 
@@ -83,7 +84,8 @@ export function rowsForSpecs(rows: readonly ResultRow[], specs: readonly Experim
   return rows.filter((r) => wanted.has(r.hash));
 }
 
-export interface SingleLayerEffect {
+/** A type alias (not an interface), so rows pass as plain records to showTable and frameOf. */
+export type SingleLayerEffect = {
   dataset: string;
   layer: number;
   /** Runs (seeds) with a clean partner. */
@@ -92,7 +94,9 @@ export interface SingleLayerEffect {
   accuracy: number;
   /** Mean of clean minus corrupted accuracy over seeds (positive = corrupting the layer hurts). */
   gap: number;
-}
+  /** Mean accuracy of the clean partners. */
+  cleanAccuracy: number;
+};
 
 /**
  * Mean accuracy gap to the clean run per dataset and corrupted layer, from a results frame
@@ -100,18 +104,21 @@ export interface SingleLayerEffect {
  */
 export function singleLayerEffects(frame: dfd.DataFrame): SingleLayerEffect[] {
   const single = records<FlatRow>(frame).filter((r) => r.k === 1 && /^\d+$/.test(String(r.layers)));
-  const groups = new Map<string, { dataset: string; layer: number; acc: number[]; gap: number[] }>();
+  const groups = new Map<string, { dataset: string; layer: number; acc: number[]; gap: number[]; clean: number[] }>();
   for (const r of single) {
     const layer = Number(r.layers);
     const id = `${r.dataset}\u0000${layer}`;
     let g = groups.get(id);
-    if (!g) groups.set(id, (g = { dataset: r.dataset, layer, acc: [], gap: [] }));
+    if (!g) groups.set(id, (g = { dataset: r.dataset, layer, acc: [], gap: [], clean: [] }));
     if (Number.isFinite(r.accuracy)) g.acc.push(r.accuracy);
-    if (Number.isFinite(r.gap)) g.gap.push(r.gap);
+    if (Number.isFinite(r.gap)) {
+      g.gap.push(r.gap);
+      g.clean.push(r.accuracy + r.gap);
+    }
   }
   const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
   return [...groups.values()]
-    .map((g) => ({ dataset: g.dataset, layer: g.layer, n: g.gap.length, accuracy: mean(g.acc), gap: mean(g.gap) }))
+    .map((g) => ({ dataset: g.dataset, layer: g.layer, n: g.gap.length, accuracy: mean(g.acc), gap: mean(g.gap), cleanAccuracy: mean(g.clean) }))
     .sort((a, b) => (a.dataset < b.dataset ? -1 : a.dataset > b.dataset ? 1 : a.layer - b.layer));
 }
 
@@ -139,7 +146,8 @@ export interface HealedVsCleanOptions extends RunSettings {
   probeSteps?: number;
 }
 
-export interface HealedLayerRow {
+/** A type alias (not an interface), so rows pass as plain records to showTable and frameOf. */
+export type HealedLayerRow = {
   /** "embeddings", "layer 0" (bottom), ... */
   layerName: string;
   /** Encoder layer index; -1 for the embedding output. */
@@ -153,7 +161,7 @@ export interface HealedLayerRow {
   /** Relative weight change during fine-tuning, clean run and corrupted run (NaN for the embedding output). */
   driftClean: number;
   driftCorrupted: number;
-}
+};
 
 export type ModelStage = 'pretrained' | 'clean fine-tuned' | 'corrupted' | 'healed';
 
@@ -266,4 +274,133 @@ export async function healedVsClean(options: HealedVsCleanOptions): Promise<Heal
     release(clean);
     if (corrupted) release(corrupted);
   }
+}
+
+export interface AnatomyFindings {
+  /** Per dataset, the layer whose corruption costs most accuracy after fine-tuning. */
+  harmful: ReturnType<typeof mostHarmfulLayers>;
+  /** Mean CKA (healed vs clean fine-tuned) over the corrupted layers and over the untouched encoder layers. */
+  ckaAfterCorrupted: number;
+  ckaAfterUntouched: number;
+  /** Share of the corrupted layers' CKA deficit (1 - CKA before fine-tuning) that fine-tuning closed. */
+  deficitClosed: number;
+  /** 'yes' when the corrupted layers' mean CKA after healing stays below `farBelow`. */
+  staysFar: 'yes' | 'no' | 'not enough data';
+  /** Mean relative weight change of the corrupted layers in the corrupted run / in the clean run. */
+  driftRatio: number;
+  text: string[];
+}
+
+/**
+ * The anatomy notebook's verdict, from the sweep's effects and one healedVsClean comparison. A clean
+ * run no better than always predicting the majority label (`baselines`, per dataset; the healed
+ * comparison supplies its own) learned nothing to heal towards, so that part says 'not enough data'.
+ */
+export function anatomyFindings(
+  effects: readonly SingleLayerEffect[],
+  healed: (Pick<HealedVsCleanResult, 'layers' | 'majorityBaseline'> & { clean: Pick<ResultRow, 'final' | 'spec'> }) | undefined,
+  options: { farBelow?: number; baselines?: Record<string, number>; learnedMargin?: number } = {},
+): AnatomyFindings {
+  const farBelow = options.farBelow ?? 0.9;
+  const margin = options.learnedMargin ?? 0.02;
+  const baselines: Record<string, number> = { ...options.baselines };
+  const healedDataset = healed?.clean.spec.dataset.name;
+  if (healed && healedDataset && baselines[healedDataset] === undefined) baselines[healedDataset] = healed.majorityBaseline;
+  const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  const pts = (x: number) => `${(100 * x).toFixed(1)} points`;
+  const learned = (accuracy: number, baseline: number | undefined) => baseline === undefined || accuracy > baseline + margin;
+  const text: string[] = [];
+
+  const harmful = mostHarmfulLayers(effects);
+  if (harmful.every((h) => h.layer === undefined)) text.push('Single-layer sweep: not enough data (no corrupted run with a clean partner).');
+  for (const h of harmful) {
+    const rows = effects.filter((e) => e.dataset === h.dataset && Number.isFinite(e.gap));
+    if (h.layer === undefined) {
+      text.push(`${h.dataset}: not enough data.`);
+      continue;
+    }
+    const clean = mean(rows.map((e) => e.cleanAccuracy));
+    if (!learned(clean, baselines[h.dataset])) {
+      text.push(`${h.dataset}: not enough data: the clean model reaches ${pct(clean)}, no better than always predicting the majority label (${pct(baselines[h.dataset])}); fine-tuning this short learns nothing to heal towards.`);
+      h.layer = undefined;
+      continue;
+    }
+    const n = Math.min(...rows.map((e) => e.n));
+    text.push(
+      h.gap > 0
+        ? `${h.dataset}: corrupting layer ${h.layer} costs most, ${pts(h.gap)} of accuracy after fine-tuning (clean ${pct(clean)}; ${h.layers} layers swept, ${n} seed(s) each).`
+        : `${h.dataset}: no single corrupted layer costs accuracy after fine-tuning (largest gap ${pts(h.gap)}; clean ${pct(clean)}, ${n} seed(s)).`,
+    );
+  }
+
+  const encoderLayers = healed?.layers.filter((l) => l.layer >= 0) ?? [];
+  const corrupted = encoderLayers.filter((l) => l.corrupted);
+  const untouched = encoderLayers.filter((l) => !l.corrupted);
+  const ckaAfterCorrupted = mean(corrupted.map((l) => l.ckaAfter));
+  const ckaAfterUntouched = mean(untouched.map((l) => l.ckaAfter));
+  const before = mean(corrupted.map((l) => l.ckaBefore));
+  const deficitClosed = before < 1 ? (ckaAfterCorrupted - before) / (1 - before) : NaN;
+  const driftRatio = mean(corrupted.map((l) => l.driftCorrupted)) / mean(corrupted.map((l) => l.driftClean));
+  const cleanAccuracy = healed?.clean.final.accuracy ?? NaN;
+  let staysFar: AnatomyFindings['staysFar'] = 'not enough data';
+  if (corrupted.length === 0 || !Number.isFinite(ckaAfterCorrupted)) {
+    text.push('Healed vs clean: not enough data (no corrupted layer compared).');
+  } else if (!learned(cleanAccuracy, healed?.majorityBaseline)) {
+    text.push(`Healed vs clean: not enough data: the clean fine-tuned model reaches ${pct(cleanAccuracy)}, no better than the majority baseline (${pct(healed!.majorityBaseline)}), so there is no healed state to compare (CKA after fine-tuning ${ckaAfterCorrupted.toFixed(3)}).`);
+  } else {
+    staysFar = ckaAfterCorrupted < farBelow ? 'yes' : 'no';
+    text.push(
+      `Healed representations of the corrupted layers ${staysFar === 'yes' ? 'stay far from' : 'come close to'} the clean fine-tuned model's: ` +
+        `mean linear CKA ${ckaAfterCorrupted.toFixed(3)} (threshold ${farBelow}; untouched layers ${Number.isFinite(ckaAfterUntouched) ? ckaAfterUntouched.toFixed(3) : 'none'}), ` +
+        `from ${before.toFixed(3)} before fine-tuning: ${Number.isFinite(deficitClosed) ? `${(100 * deficitClosed).toFixed(0)} %` : 'none'} of the deficit closed.`,
+    );
+    text.push(
+      Number.isFinite(driftRatio)
+        ? `The corrupted layers' weights moved ${driftRatio.toFixed(2)}x as much (relative to their starting norm) during fine-tuning as the same layers did in the clean run.`
+        : 'Weight drift of the corrupted layers: not enough data.',
+    );
+  }
+  return { harmful, ckaAfterCorrupted, ckaAfterUntouched, deficitClosed, staysFar, driftRatio, text };
+}
+
+/** Linear-probe accuracy on the evaluation examples per depth, one line per model stage, with the majority baseline. */
+export function probeFigure(result: Pick<HealedVsCleanResult, 'probes' | 'majorityBaseline'>): Figure {
+  const stages = [...new Set(result.probes.map((p) => p.stage))];
+  const depths = [...new Set(result.probes.map((p) => p.layer))].sort((a, b) => a - b);
+  const label = (layer: number) => (layer < 0 ? 'embeddings' : String(layer));
+  const data: Figure['data'] = stages.map((stage) => {
+    const rows = result.probes.filter((p) => p.stage === stage).sort((a, b) => a.layer - b.layer);
+    return { type: 'scatter', mode: 'lines+markers', name: stage, x: rows.map((r) => label(r.layer)), y: rows.map((r) => r.evalAccuracy) };
+  });
+  data.push({ type: 'scatter', mode: 'lines', name: 'majority baseline', x: depths.map(label), y: depths.map(() => result.majorityBaseline), line: { dash: 'dot', color: 'gray' } });
+  return {
+    data,
+    layout: {
+      title: { text: 'Linear probe accuracy per layer (frozen representations)' },
+      xaxis: { title: { text: 'Layer (0 = bottom)' }, type: 'category' },
+      yaxis: { title: { text: 'Probe accuracy (evaluation examples)' } },
+      template: 'plotly_white',
+      legend: { orientation: 'h', y: -0.2 },
+    },
+  };
+}
+
+/** Weight drift per layer of the clean and the corrupted run side by side. */
+export function driftFigure(result: Pick<HealedVsCleanResult, 'drift' | 'corruptedLayers'>): Figure {
+  const runs = ['clean', 'corrupted'] as const;
+  return {
+    data: runs.map((run) => {
+      const rows = result.drift.filter((d) => d.run === run);
+      return { type: 'bar', name: run === 'clean' ? 'clean run' : `corrupted run (layers ${result.corruptedLayers.join(', ')} re-initialised)`, x: rows.map((d) => d.layer), y: rows.map((d) => d.relativeChange) };
+    }),
+    layout: {
+      title: { text: 'Weight drift during fine-tuning' },
+      xaxis: { title: { text: 'Layer' } },
+      yaxis: { title: { text: '||after - before|| / ||before||' }, type: 'log' },
+      barmode: 'group',
+      template: 'plotly_white',
+      legend: { orientation: 'h', y: -0.2 },
+    },
+  };
 }

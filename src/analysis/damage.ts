@@ -13,6 +13,7 @@ import { packSequences } from '../train/masking';
 import { heldOutMetrics } from '../train/pretrain';
 import { linearCKA } from './cka';
 import { parseLayerSpec, type Side } from './frames';
+import type { Figure } from './figures';
 import { hiddenStateNames, hiddenStatesFor, type Pooling } from './hidden';
 
 /**
@@ -61,7 +62,8 @@ export function damageSpec(text: string, numLayers: number): CorruptionSpec {
   return text.includes('/') ? parseCorruptionString(text, numLayers) : parseCorruptionSpec({ layers: text }, numLayers);
 }
 
-export interface CorruptionInfo {
+/** Row types here are type aliases (not interfaces), so rows pass as plain records to showTable and frameOf. */
+export type CorruptionInfo = {
   /** 'clean', or the corruption as the user gave it (e.g. "bottom:2"). */
   corruption: string;
   side: Side;
@@ -69,13 +71,12 @@ export interface CorruptionInfo {
   k: number;
   /** The corrupted layer indices, "0,1" (empty for clean). */
   layers: string;
-}
+};
 
-interface Variant extends CorruptionInfo {
+type Variant = CorruptionInfo & {
+  /** Valid only during the callback: a corrupted variant's weights are disposed right after it. */
   params: ParamMap;
-  /** Whether `params` belongs to this variant (and is disposed with it). */
-  owned: boolean;
-}
+};
 
 /**
  * Runs `fn` on the clean model (when includeClean) and on each corrupted variant in turn, holding
@@ -89,13 +90,13 @@ async function forEachVariant<T>(
   fn: (v: Variant) => T,
 ): Promise<T[]> {
   const out: T[] = [];
-  if (includeClean) out.push(fn({ corruption: 'clean', side: 'clean', k: 0, layers: '', params: model.params, owned: false }));
+  if (includeClean) out.push(fn({ corruption: 'clean', side: 'clean', k: 0, layers: '', params: model.params }));
   for (const text of specs) {
     const spec = damageSpec(text, model.config.numLayers);
     const { params, report } = corrupt(model.params, model.config, spec, deriveSeed(seed, 'corruption'));
     try {
       const layersText = formatCorruptionSpec(spec).split('/')[0];
-      out.push(fn({ corruption: text, side: parseLayerSpec(layersText).side, k: report.layers.length, layers: report.layers.join(','), params, owned: true }));
+      out.push(fn({ corruption: text, side: parseLayerSpec(layersText).side, k: report.layers.length, layers: report.layers.join(','), params }));
     } finally {
       disposeParams(params);
     }
@@ -123,7 +124,7 @@ export interface MlmDamageOptions {
   batchSize?: number;
 }
 
-export interface MlmDamageRow extends CorruptionInfo {
+export type MlmDamageRow = CorruptionInfo & {
   seed: number;
   /** Mean cross-entropy over the masked positions (nats). */
   mlmLoss: number;
@@ -131,7 +132,7 @@ export interface MlmDamageRow extends CorruptionInfo {
   mlmAccuracy: number;
   /** Packed sequences of maxLength tokens scored (about 15 % of their tokens are predicted). */
   sequences: number;
-}
+};
 
 /**
  * Packs texts into full sequences of maxLength tokens ([CLS] ... [SEP]), as pretraining does, so the
@@ -171,14 +172,14 @@ export async function mlmDamage(options: MlmDamageOptions): Promise<MlmDamageRow
   });
 }
 
-export interface FillMaskRow extends CorruptionInfo {
+export type FillMaskRow = CorruptionInfo & {
   sentence: string;
   /** Top predictions at the first [MASK], best first. */
   tokens: string[];
   probabilities: number[];
   /** "great 21.0 % · good 10.3 % · ..." for tables. */
   predictions: string;
-}
+};
 
 /**
  * What the clean model and each corruption predict for the [MASK] in each sentence (top `top` tokens
@@ -213,7 +214,7 @@ export async function fillMaskComparison(
   });
 }
 
-export interface SimilarityRow extends CorruptionInfo {
+export type SimilarityRow = CorruptionInfo & {
   seed: number;
   /** "embeddings", "layer 0" (bottom), ... */
   layerName: string;
@@ -221,7 +222,7 @@ export interface SimilarityRow extends CorruptionInfo {
   layer: number;
   /** Linear CKA between the clean and the corrupted model's pooled representations at this depth. */
   cka: number;
-}
+};
 
 /**
  * Per spec and per depth, linear CKA between the clean and the corrupted model's pooled hidden
@@ -265,4 +266,124 @@ export async function representationSimilarity(
       tf.dispose(clean);
     }
   });
+}
+
+export type DamageVerdict = 'supported' | 'not supported' | 'not enough data';
+
+export interface DamageFindings {
+  /** Mean MLM accuracy of the clean model over seeds. */
+  clean: number;
+  /** Mean MLM accuracy per side and K over seeds, K ascending. */
+  curves: Record<'bottom' | 'top', Array<{ k: number; accuracy: number; layers: string }>>;
+  /** Clean accuracy minus the lowest corrupted accuracy: how much there was to destroy. */
+  range: number;
+  /** Every corruption scores below the clean model. */
+  damages: boolean;
+  /** Per side, the K at which accuracy rose (by more than the tolerance) from K-1; empty = monotone. */
+  increases: Record<'bottom' | 'top', number[]>;
+  /** Ks where bottom-K and top-K corrupt different layers, and those where bottom-K scores lower. */
+  comparedKs: number[];
+  bottomWorseKs: number[];
+  /** Compared Ks where both sides score the same (e.g. both collapsed to predicting one frequent token). */
+  tiedKs: number[];
+  /** "Corrupting more layers damages more" (damage, and monotone on both sides). */
+  moreIsWorse: DamageVerdict;
+  /** "Bottom layers matter more" (bottom-K below top-K at every compared K). */
+  bottomIsWorse: DamageVerdict;
+  /** One sentence per part, with the numbers. */
+  text: string[];
+}
+
+/**
+ * The damage claim checked on mlmDamage rows. With less than `margin` between the clean model and
+ * its most corrupted variant there is nothing measurable to destroy (an untrained model), and both
+ * parts say 'not enough data' rather than reading noise.
+ */
+export function damageFindings(rows: readonly MlmDamageRow[], options: { tolerance?: number; margin?: number } = {}): DamageFindings {
+  const tolerance = options.tolerance ?? 0.002;
+  const margin = options.margin ?? 0.01;
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const cleanValues = rows.filter((r) => r.side === 'clean').map((r) => r.mlmAccuracy);
+  const clean = cleanValues.length ? mean(cleanValues) : NaN;
+  const curve = (side: 'bottom' | 'top') => {
+    const ks = [...new Set(rows.filter((r) => r.side === side).map((r) => r.k))].sort((a, b) => a - b);
+    return ks.map((k) => {
+      const group = rows.filter((r) => r.side === side && r.k === k);
+      return { k, accuracy: mean(group.map((r) => r.mlmAccuracy)), layers: group[0].layers };
+    });
+  };
+  const curves = { bottom: curve('bottom'), top: curve('top') };
+  const corrupted = [...curves.bottom, ...curves.top];
+  const range = corrupted.length ? clean - Math.min(...corrupted.map((c) => c.accuracy)) : NaN;
+  const damages = corrupted.length > 0 && corrupted.every((c) => c.accuracy < clean);
+  const rises = (points: Array<{ k: number; accuracy: number }>) => {
+    const withClean = [{ k: 0, accuracy: clean }, ...points];
+    return withClean.slice(1).filter((p, i) => p.accuracy > withClean[i].accuracy + tolerance).map((p) => p.k);
+  };
+  const increases = { bottom: rises(curves.bottom), top: rises(curves.top) };
+  const comparedKs: number[] = [];
+  const bottomWorseKs: number[] = [];
+  const tiedKs: number[] = [];
+  for (const b of curves.bottom) {
+    const t = curves.top.find((p) => p.k === b.k);
+    if (!t || t.layers === b.layers) continue;
+    comparedKs.push(b.k);
+    if (b.accuracy < t.accuracy) bottomWorseKs.push(b.k);
+    else if (b.accuracy === t.accuracy) tiedKs.push(b.k);
+  }
+  const enough = Number.isFinite(clean) && corrupted.length > 0 && range >= margin;
+  const moreIsWorse: DamageVerdict = !enough
+    ? 'not enough data'
+    : damages && increases.bottom.length === 0 && increases.top.length === 0 ? 'supported' : 'not supported';
+  const bottomIsWorse: DamageVerdict = !enough || comparedKs.length === 0
+    ? 'not enough data'
+    : bottomWorseKs.length === comparedKs.length ? 'supported' : 'not supported';
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  const text: string[] = [];
+  if (!Number.isFinite(clean) || corrupted.length === 0) {
+    text.push('Not enough data: the rows need the clean model and at least one corruption.');
+  } else if (range < margin) {
+    text.push(`Not enough data: the clean model's MLM accuracy (${pct(clean)}) is within ${pct(margin)} of its most corrupted variant, so there is no measurable knowledge to destroy (is the model pretrained?).`);
+  } else {
+    const describe = (side: 'bottom' | 'top') => curves[side].map((p) => `${p.k}: ${pct(p.accuracy)}`).join(', ');
+    text.push(
+      `More corruption, more damage: ${moreIsWorse}. Clean MLM accuracy ${pct(clean)}; bottom-K ${describe('bottom')}; top-K ${describe('top')}. ` +
+        (damages ? 'Every corruption scores below the clean model. ' : 'Some corruption scores at or above the clean model. ') +
+        (increases.bottom.length + increases.top.length === 0
+          ? `Accuracy never rises with K (tolerance ${pct(tolerance)}).`
+          : `Accuracy rises with K at bottom K = ${increases.bottom.join(', ') || 'none'} and top K = ${increases.top.join(', ') || 'none'}.`),
+    );
+    text.push(
+      comparedKs.length === 0
+        ? 'Bottom vs top: not enough data (no K where bottom-K and top-K corrupt different layers).'
+        : `Bottom layers matter more: ${bottomIsWorse}. Bottom-K scores below top-K at ${bottomWorseKs.length} of ${comparedKs.length} K (${comparedKs.join(', ')})` +
+            (tiedKs.length ? `; equal at K = ${tiedKs.join(', ')}.` : '.'),
+    );
+  }
+  return { clean, curves, range, damages, increases, comparedKs, bottomWorseKs, tiedKs, moreIsWorse, bottomIsWorse, text };
+}
+
+/**
+ * MLM accuracy (or loss) against the number of corrupted layers K, bottom vs top, mean over seeds;
+ * the clean model is the K = 0 point of both lines.
+ */
+export function damageFigure(rows: readonly MlmDamageRow[], metric: 'mlmAccuracy' | 'mlmLoss' = 'mlmAccuracy'): Figure {
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const clean = rows.filter((r) => r.side === 'clean').map((r) => r[metric]);
+  const name = metric === 'mlmAccuracy' ? 'Masked-LM accuracy' : 'Masked-LM loss (nats)';
+  const data = (['bottom', 'top'] as const).map((side) => {
+    const ks = [...new Set(rows.filter((r) => r.side === side).map((r) => r.k))].sort((a, b) => a - b);
+    const points = [...(clean.length ? [{ k: 0, y: mean(clean) }] : []), ...ks.map((k) => ({ k, y: mean(rows.filter((r) => r.side === side && r.k === k).map((r) => r[metric])) }))];
+    return { type: 'scatter', mode: 'lines+markers', name: `${side} layers corrupted`, x: points.map((p) => p.k), y: points.map((p) => p.y) };
+  });
+  return {
+    data,
+    layout: {
+      title: { text: `${name} before fine-tuning, by corrupted layers` },
+      xaxis: { title: { text: 'Corrupted layers K (0 = clean)' }, dtick: 1 },
+      yaxis: { title: { text: name } },
+      template: 'plotly_white',
+      legend: { orientation: 'h', y: -0.2 },
+    },
+  };
 }

@@ -20,12 +20,12 @@ export interface ProbeOptions {
   learningRate?: number;
 }
 
-export interface ProbeResult {
+export type ProbeResult = {
   trainAccuracy: number;
   evalAccuracy: number;
   /** Cross-entropy plus penalty at the last step. */
   trainLoss: number;
-}
+};
 
 function checkLabels(x: tf.Tensor2D, labels: readonly number[], which: string): void {
   if (x.shape[0] !== labels.length) throw new RangeError(`probe: ${which} has ${x.shape[0]} examples and ${labels.length} labels`);
@@ -97,12 +97,12 @@ export function trainProbe(
   }
 }
 
-export interface LayerProbeRow extends ProbeResult {
+export type LayerProbeRow = ProbeResult & {
   /** "embeddings", "layer 0" (bottom), ... */
   layerName: string;
   /** Encoder layer index; -1 for the embedding output. */
   layer: number;
-}
+};
 
 /**
  * One probe per depth: train[i] / eval[i] are the pooled hidden states at depth i (embeddings first,
