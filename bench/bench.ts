@@ -178,10 +178,10 @@ if (opts.child) {
   const fastest = ok.sort((a, b) => (b.tokens_per_second ?? 0) - (a.tokens_per_second ?? 0))[0];
   let base: ChildResult | undefined;
   if (!opts.skipBase && fastest) {
-    // Micro-batches of one 128-token sequence: larger ones exhaust the wasm heap with bert-base shapes
+    // Micro-batches of one 128-token sequence; 4 of them (or 2 sequences each) exhaust the wasm heap with bert-base shapes
     // (params + AdamW moments alone are 1.3 GB).
-    process.stderr.write(`measuring ${fastest.backend} with bert-base-uncased shapes (batch 4x128 in 4 micro-batches)...\n`);
-    base = runChild(['--backend', fastest.backend, '--model', 'base', '--steps', '1', '--batch', '4', '--seq', '128', '--micro', '4']);
+    process.stderr.write(`measuring ${fastest.backend} with bert-base-uncased shapes (batch 2x128 in 2 micro-batches)...\n`);
+    base = runChild(['--backend', fastest.backend, '--model', 'base', '--steps', '1', '--batch', '2', '--seq', '128', '--micro', '2']);
     console.log(describe(base));
   }
   console.log(
