@@ -7,7 +7,7 @@
 #   bash scripts/notebooks.sh --full          execute with the full parameters (HEALING_QUICK=0)
 #   bash scripts/notebooks.sh --out DIR       keep the executed notebooks in DIR (default: a temp dir)
 #   bash scripts/notebooks.sh --strip         clear outputs and execution counts of notebooks/[0-9]*.ipynb in place
-#   bash scripts/notebooks.sh notebooks/00-smoke.ipynb ...   execute only these
+#   bash scripts/notebooks.sh notebooks/00-quickstart.ipynb ...   execute only these
 #
 # A failing cell makes nbconvert exit non-zero; this script stops at the first failure with that status.
 set -euo pipefail

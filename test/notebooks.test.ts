@@ -19,8 +19,9 @@ interface Cell {
 }
 const text = (c: Cell) => (Array.isArray(c.source) ? c.source.join('') : c.source);
 
-test('there is at least the smoke notebook', () => {
-  assert.ok(notebooks.includes('00-smoke.ipynb'), `found ${notebooks.join(', ')}`);
+test('the numbered notebooks of the study are all there', () => {
+  const expected = ['00-quickstart', '01-baselines', '02-damage', '03-more-corruption-hurts-more', '04-bottom-vs-top', '05-limits-of-healing', '06-layer-anatomy', '07-report'];
+  for (const name of expected) assert.ok(notebooks.includes(`${name}.ipynb`), `missing ${name}.ipynb; found ${notebooks.join(', ')}`);
 });
 
 for (const name of notebooks) {

@@ -116,17 +116,17 @@ test('the paper preset: clean + bottom-K + top-K for K = 1..L, 3 seeds, per data
   assert.ok(two.every((s) => s.model === 'tiny'));
 });
 
-test('the quick preset: sst2, small subsets, one epoch, clean vs bottom:1 vs top:1', () => {
+test('the quick preset: sst2, small subsets, one epoch, clean vs bottom:1 vs top:1, two seeds', () => {
   const specs = presetSpecs('quick', { numLayers: 6 });
-  assert.equal(specs.length, 3);
-  assert.deepEqual(specs.map((s) => s.corruption?.layers ?? null), [null, 'bottom:1', 'top:1']);
+  assert.equal(specs.length, 6);
+  assert.deepEqual(specs.map((s) => s.corruption?.layers ?? null), [null, null, 'bottom:1', 'bottom:1', 'top:1', 'top:1']);
+  assert.deepEqual(specs.map((s) => s.seed), [0, 1, 0, 1, 0, 1]);
   for (const s of specs) {
     assert.equal(s.dataset.name, 'sst2');
     assert.equal(s.dataset.trainSize, 256);
     assert.equal(s.dataset.evalSize, 200);
     assert.equal(s.dataset.maxLength, 64);
     assert.equal(s.recipe.epochs, 1);
-    assert.equal(s.seed, 0);
   }
 });
 

@@ -82,7 +82,7 @@ export async function withFigureExporter<T>(
         const format = opts.format ?? (path.toLowerCase().endsWith('.svg') ? 'svg' : 'png');
         const url = await page.evaluate(
           ({ fig, format, width, height, scale }) =>
-            (window as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly.toImage(
+            (globalThis as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly.toImage(
               { data: fig.data, layout: fig.layout },
               { format, width, height, scale },
             ),

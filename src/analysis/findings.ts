@@ -21,7 +21,7 @@ import { pairedTest, summarise } from './stats';
 export type Verdict = 'supported' | 'not supported' | 'inconclusive' | 'not enough data';
 
 export interface Finding<Detail> {
-  id: 'F1' | 'F2' | 'F3';
+  id: 'baselines' | 'F1' | 'F2' | 'F3';
   title: string;
   claim: string;
   verdict: Verdict;
@@ -186,7 +186,7 @@ export interface RecoveryGroup {
   hi: number;
   /** The interval lies below 1: the corrupted model reliably ends below the clean one. */
   reliablyBelow: boolean;
-  /** Not reliably below 1 and the mean within minEffect of full recovery (or above it). */
+  /** The interval's lower bound is within minEffect of full recovery: reliably (nearly) healed. */
   healed: boolean;
 }
 
@@ -282,7 +282,7 @@ export function limitsOfHealing(rows: readonly ResultRow[], options: FindingOpti
       lo: testable ? g.lo : NaN,
       hi: testable ? g.hi : NaN,
       reliablyBelow: testable && g.hi < 1,
-      healed: testable && !(g.hi < 1) && g.mean >= 1 - minEffect,
+      healed: testable && g.lo >= 1 - minEffect,
     });
   }
   groups.sort((a, b) => (a.dataset === b.dataset ? compareCorruption(a.corruption, b.corruption) : a.dataset < b.dataset ? -1 : 1));
@@ -357,7 +357,7 @@ function compareCorruption(a: string, b: string): number {
   return ra < rb ? -1 : ra > rb ? 1 : 0;
 }
 
-// Re-frames flat rows (already filtered) for aggregateOverSeeds / pairedComparison.
+// Filtered flat rows back into a frame, for aggregateOverSeeds.
 function frameOfFlat(flat: FlatRow[]): dfd.DataFrame {
   return frameOf(flat, RESULT_COLUMNS as string[]);
 }
@@ -480,7 +480,9 @@ export function moreCorruptionHurtsMore(rows: readonly ResultRow[], options: Fin
   const testedDatasets = new Set(tested.map((l) => l.dataset));
   const datasetsFalling = [...testedDatasets].filter((d) => tested.filter((l) => l.dataset === d).every((l) => l.trend === 'falls'));
   const summary =
-    tested.length === 0
+    lines.length === 0
+      ? 'No bottom-K or top-K runs with their clean runs: nothing to fit a trend to.'
+      : tested.length === 0
       ? `No dataset has two or more seeds with two or more values of k on a side: no slope can be given an interval (${lines.length} line(s) with a single seed).`
       : `Accuracy falls with the number of corrupted layers (slope's 95 % interval over seeds below 0) on ` +
         `${countPhrase(falls, tested.length, 'dataset x side lines')}, and is flat or rising (interval within ${pct(minEffect)} points per layer of 0, or above) on ${flatOrRises}. ` +
@@ -531,6 +533,8 @@ export interface F3Detail extends PairedResult {
 
 export interface F3Finding extends Finding<F3Detail> {
   pooled: PairedResult;
+  /** Every pair the test used (e.g. for a signed-rank check that no single seed carries the result). */
+  pairs: Array<{ dataset: string; k: number; seed: number; top: number; bottom: number }>;
 }
 
 /** top:K against bottom:K runs of the same dataset, K and seed (diverged runs have no accuracy and no partner). */
@@ -624,6 +628,86 @@ export function bottomVsTop(rows: readonly ResultRow[], options: FindingOptions 
     details,
     notes,
     pooled,
+    pairs: comparison.map((p) => ({ ...p.key, top: p.a, bottom: p.b })),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clean baselines: what every finding compares against
+
+export interface BaselineDetail {
+  dataset: string;
+  seeds: number;
+  accuracy: number;
+  lo: number;
+  hi: number;
+  macroF1: number;
+  /** Share of the evaluation set in its largest class: the accuracy of always predicting it. */
+  majority: number;
+  numLabels: number;
+  learned: 'yes' | 'no' | 'unclear' | 'not enough data';
+}
+
+/** Share of the largest true class in a confusion matrix (confusion[true][predicted]). */
+export function majorityShare(confusion: readonly (readonly number[])[]): number {
+  const sizes = confusion.map((row) => row.reduce((a, b) => a + b, 0));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  return total > 0 ? Math.max(...sizes) / total : NaN;
+}
+
+/**
+ * The clean runs per dataset: accuracy over seeds against the majority-class baseline. A finding
+ * about healing means little on a dataset the clean model does not learn in the first place.
+ */
+export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptions = {}): Finding<BaselineDetail> {
+  const minEffect = options.minEffect ?? 0.01;
+  const selection = selectRows(rows, options);
+  const clean = selection.rows.filter((r) => r.spec.corruption === null);
+  const datasets = [...new Set(clean.map((r) => datasetLabel(r.spec.dataset)))].sort();
+  const details: BaselineDetail[] = datasets.map((dataset) => {
+    const own = clean.filter((r) => datasetLabel(r.spec.dataset) === dataset);
+    const accs = own.map((r) => r.final.accuracy).filter((a): a is number => a != null && Number.isFinite(a));
+    const f1s = own.map((r) => r.final.macroF1).filter((a): a is number => a != null && Number.isFinite(a));
+    const lastEval = own[0].epochs.at(-1)?.eval;
+    const majority = lastEval ? majorityShare(lastEval.confusion) : NaN;
+    const base = { dataset, seeds: accs.length, macroF1: meanOf(f1s), majority, numLabels: own[0].numLabels };
+    if (accs.length < 2) return { ...base, accuracy: accs[0] ?? NaN, lo: NaN, hi: NaN, learned: 'not enough data' as const };
+    const s = summarise(accs);
+    const learned = s.ci95[0] > majority + minEffect ? 'yes' : s.ci95[1] <= majority + minEffect ? 'no' : 'unclear';
+    return { ...base, accuracy: s.mean, lo: s.ci95[0], hi: s.ci95[1], learned };
+  });
+  const tested = details.filter((d) => d.learned !== 'not enough data');
+  const yes = tested.filter((d) => d.learned === 'yes').length;
+  const no = tested.filter((d) => d.learned === 'no').length;
+  let verdict: Verdict;
+  if (tested.length === 0) verdict = 'not enough data';
+  else if (yes > tested.length / 2) verdict = 'supported';
+  else if (no > tested.length / 2) verdict = 'not supported';
+  else verdict = 'inconclusive';
+  const summary =
+    tested.length === 0
+      ? `No dataset has two or more clean seeds (${details.length} dataset(s) with one): no interval to compare with the majority class.`
+      : `Clean fine-tuning beats always predicting the majority class by more than ${pct(minEffect)} points (95 % interval over seeds) on ` +
+        `${countPhrase(yes, tested.length, 'datasets')}; ` +
+        tested.map((d) => `${d.dataset} ${pct(d.accuracy)} % vs ${pct(d.majority)} %`).join(', ') + '.';
+  return {
+    id: 'baselines',
+    title: 'Clean baselines',
+    claim: 'Fine-tuning the clean pretrained model learns each task: accuracy clearly above always predicting the majority class.',
+    verdict,
+    summary,
+    table: details.map((d) => ({
+      dataset: d.dataset,
+      labels: d.numLabels,
+      seeds: d.seeds,
+      accuracy: d.accuracy,
+      '95% CI': d.seeds >= 2 ? interval(d.lo, d.hi) : 'one seed',
+      'macro F1': d.macroF1,
+      'majority class': d.majority,
+      learned: d.learned,
+    })),
+    details,
+    notes: selection.notes,
   };
 }
 

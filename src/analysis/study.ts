@@ -63,7 +63,8 @@ export function notebookParameters(overrides: Partial<NotebookParameters> = {}):
         trainSize: 128,
         evalSize: 100,
         maxLength: 64,
-        epochs: 1,
+        // Two epochs, so that per-epoch evaluation can say whether longer fine-tuning closes the gap (F1).
+        epochs: 2,
         resultsFile: join(QUICK_RESULTS_DIR, `quick-${model.replace(/[^\w.-]+/g, '_')}.jsonl`),
         runMissing: true,
         workers: Math.min(2, availableParallelism()),
@@ -293,8 +294,10 @@ export interface ProvenanceStamp {
 }
 
 /** Which code, engine and results a notebook page or report was made from. */
-export async function provenanceStamp(options: { resultsFile?: string; rows?: readonly ResultRow[] } = {}): Promise<ProvenanceStamp> {
-  const base = await provenance();
+export async function provenanceStamp(
+  options: { resultsFile?: string; rows?: readonly ResultRow[]; /** The engine this process computed on, when the caller knows it. */ backend?: string } = {},
+): Promise<ProvenanceStamp> {
+  const base = await provenance({ backend: options.backend });
   const file = options.resultsFile;
   const exists = file !== undefined && existsSync(file);
   const rows = options.rows ?? (exists ? readResults(file!).rows : []);

@@ -22,6 +22,8 @@ const subcommands: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./results'),
   () => import('./pretrain'),
   () => import('./fill-mask'),
+  () => import('./report'),
+  () => import('./reproduce'),
 ];
 
 export async function main(argv: string[]): Promise<number> {

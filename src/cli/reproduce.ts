@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { buildReport, writeReport } from '../analysis/report';
+import { ensureResults, modelDepth } from '../analysis/study';
+import { UserError } from '../errors';
+import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
+import { DEFAULT_RESULTS_FILE } from '../experiment/store';
+import { int, printJson } from './options';
+
+interface ReproduceOptions {
+  preset: string;
+  model: string;
+  results?: string;
+  out?: string;
+  workers?: string;
+  datasets?: string;
+}
+
+/** The paper preset records into the project's store; others into their own file beside the report. */
+export function reproducePaths(options: { preset: string; results?: string; out?: string }): { results: string; out: string } {
+  const out = options.out ?? join('runs', options.preset);
+  const results = options.results ?? (options.preset === 'paper' ? DEFAULT_RESULTS_FILE : join(out, 'results.jsonl'));
+  return { results, out };
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+export function register(program: Command): void {
+  program
+    .command('reproduce')
+    .description(
+      'the main job: run a preset (default quick) through the grid, skipping runs already recorded, then write ' +
+        'report.html and report.md (with PNG figures when Chromium is there) into --out',
+    )
+    .option('--preset <name>', `${PRESET_NAMES.join(' | ')}`, 'quick')
+    .option('--model <model>', '"default", "tiny", a checkpoint directory or a hub repo id', 'default')
+    .option('--results <file>', 'result store (default: data/results/results.jsonl for paper, <out>/results.jsonl otherwise)')
+    .option('--out <dir>', 'where the reports go (default runs/<preset>/)')
+    .option('--workers <n>', 'worker processes (default: number of cores)')
+    .option('--datasets <a,b>', "only these datasets (instead of the preset's own list)")
+    .action(async (options: ReproduceOptions) => {
+      if (!isPresetName(options.preset)) throw new UserError(`--preset ${options.preset}: expected one of ${PRESET_NAMES.join(', ')}`);
+      const workers = options.workers === undefined ? undefined : int(options.workers, '--workers', 1);
+      const datasets = options.datasets?.split(',').map((s) => s.trim()).filter(Boolean);
+      const { results, out } = reproducePaths(options);
+      const started = Date.now();
+      say(`[1/3] ${options.preset} preset on model "${options.model}": reading its depth`);
+      const specs = presetSpecs(options.preset, { model: options.model, numLayers: await modelDepth(options.model), datasets });
+      say(`[1/3] ${specs.length} experiment(s); results in ${results}`);
+      // The grid's own progress bar (runs, rate, ETA, last accuracy) is the one to watch; on a
+      // non-terminal we print a line per run instead.
+      const tty = Boolean(process.stderr.isTTY) || process.env.HEALING_PROGRESS === '1';
+      const outcome = await ensureResults(specs, {
+        resultsFile: results,
+        workers,
+        runMissing: true,
+        progress: tty ? true : undefined,
+        log: tty ? (line) => (/^\[\d+\//.test(line) ? undefined : say(line)) : say,
+      });
+      if (outcome.failed > 0) say(`warning: ${outcome.failed} run(s) failed; the report covers the rest (rerun to retry them)`);
+      say(`[2/3] writing ${join(out, 'report.html')}`);
+      const content = await buildReport({ resultsFile: results, model: options.model });
+      const html = await writeReport(content, { out: join(out, 'report.html'), format: 'html' });
+      say(`[3/3] writing ${join(out, 'report.md')} and its figures`);
+      const md = await writeReport(content, { out: join(out, 'report.md'), format: 'md' });
+      for (const s of content.sections) say(`${s.finding.id} ${s.finding.verdict}: ${s.finding.summary}`);
+      say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s: open ${html.out}`);
+      printJson({
+        preset: options.preset,
+        model: options.model,
+        results,
+        ran: outcome.ran,
+        recorded: outcome.recorded,
+        failed: outcome.failed,
+        html: html.out,
+        markdown: md.out,
+        figures: md.figures,
+        verdicts: html.verdicts,
+      });
+      if (outcome.missing.length > 0) throw new UserError(`${outcome.missing.length} run(s) are still missing; rerun the same command to retry them`);
+    });
+}
