@@ -112,7 +112,7 @@ test('resuming where there is no run is a clear error', async () => {
   const empty = join(work, 'empty');
   await assert.rejects(pretrain({ out: empty, resume: true, backend: 'cpu', ...quiet }), (error: unknown) => {
     assert.ok(error instanceof UserError);
-    assert.match(error.message, new RegExp(`no pretraining state in ${empty}`));
+    assert.match(error.message, new RegExp(`--resume: ${empty} holds no pretraining snapshot`));
     return true;
   });
 });
