@@ -2,7 +2,7 @@ import type * as dfd from 'danfojs-node';
 import { corruptionLabel } from '../experiment/spec';
 import type { ResultRow } from '../experiment/spec';
 import type { LayerDrift } from './drift';
-import { aggregateOverSeeds, records } from './frames';
+import { aggregateOverSeeds, records, type SeedAggregate } from './frames';
 
 /**
  * Figure builders: data in, a plotly figure spec out (plain JSON: data + layout). The same spec is
@@ -39,14 +39,7 @@ function layout(title: string, xTitle: string, yTitle: string, extra: Record<str
   };
 }
 
-interface Agg {
-  n: number;
-  mean: number;
-  std: number;
-  lo: number;
-  hi: number;
-  [column: string]: unknown;
-}
+type Agg = SeedAggregate;
 
 /** Asymmetric error bars from a t interval (NaN where a group has one run: nothing to draw). */
 function errorBars(groups: Agg[]): Record<string, unknown> {

@@ -2,7 +2,7 @@ import type * as dfd from 'danfojs-node';
 import { canonicalJson } from '../experiment/hash';
 import { withRecovery, type RowWithRecovery } from '../experiment/recovery';
 import { datasetLabel, type ResultRow } from '../experiment/spec';
-import { aggregateOverSeeds, frameOf, records, RESULT_COLUMNS, resultsFrame, type FlatRow } from './frames';
+import { aggregateOverSeeds, frameOf, records, RESULT_COLUMNS, resultsFrame, type FlatRow, type SeedAggregate } from './frames';
 import { pairedTest, summarise } from './stats';
 
 /**
@@ -153,13 +153,7 @@ const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)
 const pValue = (p: number): string => (!Number.isFinite(p) ? 'n/a' : p < 1e-4 ? p.toExponential(1) : p.toFixed(4));
 const interval = (lo: number, hi: number, digits = 4): string => `[${fmt(lo, digits)}, ${fmt(hi, digits)}]`;
 
-interface Agg {
-  n: number;
-  mean: number;
-  std: number;
-  lo: number;
-  hi: number;
-}
+type Agg = SeedAggregate;
 
 /** The corruption most bottom/top rows use (e.g. all/reinit): F2 and F3 compare only like with like. */
 function standardCorruption(flat: FlatRow[]): { components: string; mode: string } | undefined {

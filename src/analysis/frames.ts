@@ -122,6 +122,16 @@ export function records<T = Record<string, unknown>>(frame: dfd.DataFrame): T[] 
   return dfd.toJSON(frame, { format: 'column' }) as T[];
 }
 
+/** One group of aggregateOverSeeds: its `by` columns plus these. */
+export interface SeedAggregate {
+  n: number;
+  mean: number;
+  std: number;
+  lo: number;
+  hi: number;
+  [column: string]: unknown;
+}
+
 /**
  * Mean, std and 95 % t interval of `metric` over seeds for each group of `by` columns. NaN values
  * (diverged runs, missing partners) are left out of n. Groups keep their first-seen order.
