@@ -50,10 +50,13 @@ apt_install() {
 }
 
 kernel_registered() {
+  # Registered AND pointing at this checkout: a spec left by another clone (CI runs a fresh clone on a
+  # machine that may have one) would silently execute that clone's code.
   # Capture first: with pipefail, grep -q closing the pipe early would fail the pipeline.
-  local list
+  local list dir
   list="$("$PYTHON" -m jupyter kernelspec list 2>/dev/null || true)"
-  grep -q "^ *$KERNEL_NAME " <<<"$list"
+  dir="$(awk -v k="$KERNEL_NAME" '$1 == k { print $2 }' <<<"$list")"
+  [ -n "$dir" ] && grep -qF "\"$ROOT/notebooks/kernel/tslab-kernel.cjs\"" "$dir/kernel.json" 2>/dev/null
 }
 
 register_kernel() {
