@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeBatches, type Batch } from '../src/data/batching';
+import { makeBatches, splitBatch, type Batch } from '../src/data/batching';
 import { createRng } from '../src/random';
 
 const PAD = 0;
@@ -88,4 +88,30 @@ test('token type ids default to zeros; bad input is rejected', () => {
   assert.throws(() => makeBatches({ inputIds: [[]], labels: [0] }, { batchSize: 2, padId: 0 }), /no tokens/);
   assert.throws(() => makeBatches({ inputIds: [[1, 2, 3]], labels: [0] }, { batchSize: 2, padId: 0, maxLength: 2 }), /maximum length 2/);
   assert.throws(() => makeBatches({ inputIds: [[1]], labels: [0] }, { batchSize: 0, padId: 0 }), /positive integer/);
+});
+
+test('splitBatch: cuts a batch into even row slices under the token cap, rows and labels intact', () => {
+  const data = examples(37, 5);
+  const [batch] = makeBatches(data, { batchSize: 37, padId: PAD });
+  assert.deepEqual(splitBatch(batch, undefined), [batch]);
+  assert.deepEqual(splitBatch(batch, batch.batchSize * batch.seqLen), [batch], 'a batch at the cap is not cut');
+  const cap = Math.floor((batch.batchSize * batch.seqLen) / 3);
+  const slices = splitBatch(batch, cap);
+  assert.ok(slices.length >= 3 && slices.length <= 4, `${slices.length} slices`);
+  for (const s of slices) {
+    assert.ok(s.batchSize * s.seqLen <= cap, `${s.batchSize} x ${s.seqLen} over ${cap}`);
+    assert.equal(s.inputIds.length, s.batchSize * s.seqLen);
+    assert.equal(s.seqLen, batch.seqLen);
+  }
+  const sizes = slices.map((s) => s.batchSize);
+  assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `even slices: ${sizes}`);
+  // Concatenated, the slices are the batch, row for row.
+  const cat = (key: 'inputIds' | 'attentionMask' | 'tokenTypeIds' | 'labels') => slices.flatMap((s) => Array.from(s[key]));
+  assert.deepEqual(cat('inputIds'), Array.from(batch.inputIds));
+  assert.deepEqual(cat('attentionMask'), Array.from(batch.attentionMask));
+  assert.deepEqual(cat('tokenTypeIds'), Array.from(batch.tokenTypeIds));
+  assert.deepEqual(cat('labels'), Array.from(batch.labels));
+  assert.deepEqual(slices.flatMap((s) => s.indices), batch.indices);
+  // A row longer than the cap cannot be cut: one row per slice.
+  assert.deepEqual(splitBatch(batch, 1).map((s) => s.batchSize), new Array(37).fill(1));
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { engineInfo, initEngine, parseBackendName } from '../src/backend/engine';
 import { UserError } from '../src/errors';
+import { maxBatchTokens, WASM_MAX_BATCH_TOKENS } from '../src/backend/memory';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const CANDIDATES = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
@@ -93,4 +94,15 @@ test('initEngine is idempotent in-process and refuses to switch engines', async 
   assert.equal(engineInfo(), first);
   assert.equal(tf.getBackend(), 'cpu');
   await assert.rejects(initEngine({ backend: 'wasm' }), /already 'cpu'/);
+});
+
+test('maxBatchTokens: capped on wasm only, overridable, bad values named', () => {
+  assert.equal(maxBatchTokens('wasm', {}), WASM_MAX_BATCH_TOKENS);
+  assert.equal(maxBatchTokens('tensorflow', {}), undefined);
+  assert.equal(maxBatchTokens('cpu', {}), undefined);
+  assert.equal(maxBatchTokens('cpu', { HEALING_MAX_BATCH_TOKENS: '1024' }), 1024);
+  assert.equal(maxBatchTokens('wasm', { HEALING_MAX_BATCH_TOKENS: 'none' }), undefined);
+  for (const bad of ['0', '-5', '1.5', 'lots']) {
+    assert.throws(() => maxBatchTokens('wasm', { HEALING_MAX_BATCH_TOKENS: bad }), (e: unknown) => e instanceof UserError && e.message.includes(`"${bad}"`));
+  }
 });

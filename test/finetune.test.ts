@@ -129,6 +129,38 @@ test('gradient accumulation: 2 micro-batches of 4 update as one batch of 8', asy
   }
 });
 
+test('a token cap cuts long batches into micro-batches of the same step; short batches are untouched', async () => {
+  const { config, params } = await classifier();
+  const noDropout = withoutDropout(config);
+  const longest = Math.max(...trainSplit.inputIds.map((ids) => ids.length));
+  const run = (maxBatchTokens: number | undefined, cfg = noDropout) =>
+    fineTune({
+      config: cfg, params, numLabels: 2, train: trainSplit, eval: evalSplit, seed: 2, padId: tiny.tokenizer.padId, progressBar: false, keepParams: true,
+      recipe: { ...recipe, epochs: 1 }, maxBatchTokens,
+    });
+  const before = tf.memory().numTensors;
+  const uncapped = await run(undefined);
+  // Every batch of 8 fits under 8 x longest tokens: the cap must change nothing, bit for bit (dropout on).
+  const roomy = await run(8 * longest, config);
+  const roomyUncapped = await run(undefined, config);
+  // A cap of 3 rows' worth cuts every batch in 3 slices; without dropout that is gradient accumulation.
+  const tight = await run(3 * longest);
+  try {
+    assert.deepEqual(roomy.lossCurve, roomyUncapped.lossCurve);
+    assert.deepEqual(roomy.epochs, roomyUncapped.epochs);
+    assert.equal(tight.lossCurve.length, uncapped.lossCurve.length, 'same optimizer steps');
+    uncapped.lossCurve.forEach((p, i) => assert.ok(Math.abs(p.loss - tight.lossCurve[i].loss) < 1e-4, `loss at step ${p.step}: ${p.loss} vs ${tight.lossCurve[i].loss}`));
+    const d = maxParamDiff(uncapped.params!, tight.params!);
+    assert.ok(d < 1e-4, `parameters differ by ${d}`);
+    // Evaluation is cut by the same cap; eval rows are independent, so the predictions agree.
+    assert.deepEqual(tight.epochs[0].eval.confusion, uncapped.epochs[0].eval.confusion);
+  } finally {
+    for (const r of [uncapped, roomy, roomyUncapped, tight]) disposeParams(r.params!);
+    assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+    disposeParams(params);
+  }
+});
+
 test('trainStep: the accumulated gradient equals the whole-batch gradient (norm and loss)', async () => {
   const { config, params } = await classifier();
   const noDropout = withoutDropout(config);

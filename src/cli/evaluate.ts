@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { maxBatchTokens } from '../backend/memory';
 import { initEngine } from '../backend/engine';
 import { UserError } from '../errors';
 import { loadJsonl, loadSplit } from '../data/dataset';
@@ -44,6 +45,7 @@ export function register(program: Command): void {
         batchSize: int(o.batchSize, '--batch-size', 1),
         padId: tokenizer.padId,
         numLabels,
+        maxBatchTokens: maxBatchTokens(engine.backend),
       });
       disposeParams(checkpoint.params);
       process.stderr.write(`accuracy ${(metrics.accuracy * 100).toFixed(2)} %, macro-F1 ${(metrics.macroF1 * 100).toFixed(2)} % on ${data.labels.length} examples\n`);

@@ -98,3 +98,36 @@ function padBatch(
   });
   return { inputIds: ids, attentionMask: mask, tokenTypeIds: types, labels: out, batchSize, seqLen, indices };
 }
+
+/**
+ * A padded batch cut into row slices of at most `maxTokens` padded tokens each (rows x seqLen), as
+ * evenly as possible. Memory for a training step grows with rows x seqLen (x seqLen again in
+ * attention), so a cap on it keeps long-sequence batches inside a bounded heap while short batches
+ * pass through untouched. A single row longer than the cap stays one slice: it cannot be cut.
+ */
+export function splitBatch(batch: Batch, maxTokens: number | undefined): Batch[] {
+  if (maxTokens === undefined || batch.batchSize * batch.seqLen <= maxTokens) return [batch];
+  if (!(maxTokens > 0)) throw new Error(`maximum tokens per micro-batch must be positive, got ${maxTokens}`);
+  const rowsPerSlice = Math.max(1, Math.floor(maxTokens / batch.seqLen));
+  const slices = Math.ceil(batch.batchSize / rowsPerSlice);
+  const base = Math.floor(batch.batchSize / slices);
+  const extra = batch.batchSize % slices;
+  const out: Batch[] = [];
+  let row = 0;
+  for (let s = 0; s < slices; s++) {
+    const rows = base + (s < extra ? 1 : 0);
+    const from = row * batch.seqLen;
+    const to = (row + rows) * batch.seqLen;
+    out.push({
+      inputIds: batch.inputIds.slice(from, to),
+      attentionMask: batch.attentionMask.slice(from, to),
+      tokenTypeIds: batch.tokenTypeIds.slice(from, to),
+      labels: batch.labels.slice(row, row + rows),
+      batchSize: rows,
+      seqLen: batch.seqLen,
+      indices: batch.indices.slice(row, row + rows),
+    });
+    row += rows;
+  }
+  return out;
+}

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initEngine } from '../backend/engine';
+import { maxBatchTokens } from '../backend/memory';
 import { corrupt, parseCorruptionSpec, type CorruptionReport } from '../corruption';
 import { loadDataset, type LabeledData } from '../data/dataset';
 import { stratifiedSample } from '../data/sampling';
@@ -137,6 +138,7 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
   const evalData = spec.dataset.evalSize ? stratifiedSample(data.eval, spec.dataset.evalSize, 0) : data.eval;
   const model = await prepareModel(spec, numLabels, data.labelNames);
   const recipe = resolveRecipe(spec, model.config);
+  const batchTokens = maxBatchTokens(engine.backend);
   const result = await fineTune({
     config: model.config,
     params: model.params,
@@ -150,6 +152,7 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
     onProgress: options.onProgress,
     progressBar: options.progressBar,
     keepParams: options.keepParams,
+    maxBatchTokens: batchTokens,
   });
   const finishedAt = new Date();
   const last = result.epochs[result.epochs.length - 1];
@@ -160,7 +163,8 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
     label: specLabel(spec),
     numLabels,
     labelNames: data.labelNames,
-    recipe: { ...recipe },
+    // The memory cap is how the run was executed, not what it asks for: recorded, not hashed.
+    recipe: { ...recipe, ...(batchTokens !== undefined ? { maxBatchTokens: batchTokens } : {}) },
     epochs: result.epochs.map((e) => ({
       epoch: e.epoch,
       trainLoss: finite(e.trainLoss),

@@ -4,7 +4,7 @@ import type { ParamMap } from '../model/names';
 import { encode } from '../model/encoder';
 import { classifierLogits } from '../model/heads';
 import { DropoutSeeds } from '../model/layers';
-import { makeBatches, type Batch, type EncodedExamples } from '../data/batching';
+import { makeBatches, splitBatch, type Batch, type EncodedExamples } from '../data/batching';
 import { deriveSeed } from '../random';
 import { createProgress } from '../progress';
 import { classificationMetrics } from './metrics';
@@ -66,6 +66,11 @@ export interface FineTuneOptions {
   progressBar?: boolean;
   /** Keep the fine-tuned weights in the result (for --out and per-layer analyses). */
   keepParams?: boolean;
+  /**
+   * Cut any batch of more padded tokens than this into micro-batches of the same optimizer step (and
+   * evaluation batches likewise); absent = no cap. See src/backend/memory.ts maxBatchTokens.
+   */
+  maxBatchTokens?: number;
 }
 
 export interface FineTuneResult {
@@ -95,8 +100,15 @@ function realTokens(batch: Batch): number {
 }
 
 /** Predicted labels for a split, in example order. Eval mode: no dropout. */
-export function predict(config: ModelConfig, params: ParamMap, data: EncodedSplit, options: { batchSize: number; padId: number }): number[] {
-  const batches = makeBatches(data, { batchSize: options.batchSize, padId: options.padId, bucket: true });
+export function predict(
+  config: ModelConfig,
+  params: ParamMap,
+  data: EncodedSplit,
+  options: { batchSize: number; padId: number; maxBatchTokens?: number },
+): number[] {
+  // Rows are independent in eval mode, so cutting a batch changes memory, not predictions.
+  const batches = makeBatches(data, { batchSize: options.batchSize, padId: options.padId, bucket: true })
+    .flatMap((b) => splitBatch(b, options.maxBatchTokens));
   const predictions = new Array<number>(data.labels.length);
   for (const batch of batches) {
     const predicted = tf.tidy(() => {
@@ -116,7 +128,7 @@ export function evaluate(
   config: ModelConfig,
   params: ParamMap,
   data: EncodedSplit,
-  options: { batchSize: number; padId: number; numLabels: number },
+  options: { batchSize: number; padId: number; numLabels: number; maxBatchTokens?: number },
 ): EvalMetrics {
   const predictions = predict(config, params, data, options);
   const m = classificationMetrics(predictions, data.labels, options.numLabels);
@@ -168,26 +180,31 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       let epochLoss = 0;
       let epochSteps = 0;
       for (let start = 0; start < batches.length; start += recipe.gradientAccumulation) {
-        const group = batches.slice(start, start + recipe.gradientAccumulation);
-        const examples = group.reduce((n, b) => n + b.batchSize, 0);
+        // Each micro-batch keeps its dropout stream; a batch cut for memory gets one stream per slice
+        // (an uncut batch keeps the key it always had, so capped and uncapped runs agree where no cut happens).
+        const group = batches.slice(start, start + recipe.gradientAccumulation).flatMap((batch, i) => {
+          const slices = splitBatch(batch, options.maxBatchTokens);
+          return slices.map((slice, j) => ({ batch: slice, dropoutKey: slices.length === 1 ? `dropout/${step}/${i}` : `dropout/${step}/${i}/${j}` }));
+        });
+        const examples = group.reduce((n, g) => n + g.batch.batchSize, 0);
         const began = performance.now();
         const lr = schedule(step);
         const { loss, gradNorm } = trainStep(
           trainable,
           group.length,
-          group.map((b) => b.batchSize / examples),
+          group.map((g) => g.batch.batchSize / examples),
           (i) => {
-            const inputs = batchTensors(group[i]);
-            const dropout = new DropoutSeeds(deriveSeed(seed, `dropout/${step}/${i}`));
+            const inputs = batchTensors(group[i].batch);
+            const dropout = new DropoutSeeds(deriveSeed(seed, group[i].dropoutKey));
             const { lastHiddenState } = encode(config, trainable.variables, inputs, { training: true, dropout });
             const { logits } = classifierLogits(config, trainable.variables, lastHiddenState, dropout, true);
-            return crossEntropy(logits, tf.tensor1d(group[i].labels, 'int32'));
+            return crossEntropy(logits, tf.tensor1d(group[i].batch.labels, 'int32'));
           },
           { learningRate: lr, maxGradNorm: recipe.maxGradNorm },
         );
         trainMs += performance.now() - began;
         step++;
-        tokens += group.reduce((n, b) => n + realTokens(b), 0);
+        tokens += group.reduce((n, g) => n + realTokens(g.batch), 0);
         // trainStep skips the update on a non-finite loss or gradient; either way the run has diverged.
         if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
           divergedAt = { epoch, step };
@@ -206,6 +223,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         batchSize: recipe.evalBatchSize,
         padId: options.padId,
         numLabels: options.numLabels,
+        maxBatchTokens: options.maxBatchTokens,
       });
       epochs.push({ epoch, trainLoss: epochSteps > 0 ? epochLoss / epochSteps : NaN, eval: metrics });
     }
