@@ -13,6 +13,8 @@ import { encode } from '../src/model/encoder';
 import { mlmLogits } from '../src/model/heads';
 import { disposeParams } from '../src/model/names';
 import { makeTinyModel, sentimentExamples, writeJsonl } from './helpers/tiny-model';
+import { syntheticResults } from '../src/analysis/synthetic';
+import { findBrowser } from '../src/analysis/export';
 
 await initEngine({ backend: 'wasm' });
 
@@ -31,12 +33,16 @@ interface Run {
   stderr: string;
 }
 
-/** The real `healing` command in a child process, from the repository root. */
+/**
+ * The real `healing` command in a child process, from the repository root: bin/healing.js as npx runs
+ * it (with only the hooks it registers itself, so a module that loads under the test runner's tsx but
+ * not under the bin fails here).
+ */
 function healing(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      ['bin/healing.js', ...args],
       { cwd: repo, env: { ...process.env, HEALING_PROGRESS: '0' }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
@@ -224,4 +230,22 @@ test('healing pretrain: an invalid argument is one line naming the flag and valu
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0], /^healing: --vocab-size 50: .*128/);
   assert.equal(existsSync(out), false);
+});
+
+test('healing report writes HTML, and Markdown with its PNG figures where Chromium is installed', async () => {
+  const results = join(work, 'report-results.jsonl');
+  await writeFile(results, syntheticResults().map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const html = await healing(['report', '--results', results, '--out', join(work, 'r', 'report.html')]);
+  assert.equal(html.code, 0, html.stderr);
+  assert.match(readFileSync(join(work, 'r', 'report.html'), 'utf8'), /F3/);
+  const md = await healing(['report', '--results', results, '--out', join(work, 'r', 'report.md')]);
+  assert.equal(md.code, 0, md.stderr);
+  const out = lastJson(md.stdout) as { figures: string[] | false; verdicts: Record<string, string> };
+  assert.deepEqual(Object.keys(out.verdicts).sort(), ['F1', 'F2', 'F3']);
+  if (findBrowser()) {
+    assert.ok(Array.isArray(out.figures) && out.figures.length > 0, 'figures exported');
+    for (const f of out.figures as string[]) assert.ok(existsSync(f), f);
+  } else {
+    assert.equal(out.figures, false);
+  }
 });
