@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,12 +38,12 @@ interface Run {
  * it (with only the hooks it registers itself, so a module that loads under the test runner's tsx but
  * not under the bin fails here).
  */
-function healing(args: string[]): Promise<Run> {
+function healing(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['bin/healing.js', ...args],
-      { cwd: repo, env: { ...process.env, HEALING_PROGRESS: '0' }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      [join(repo, 'bin', 'healing.js'), ...args],
+      { cwd: options.cwd ?? repo, env: { ...process.env, HEALING_PROGRESS: '0', ...options.env }, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });
@@ -248,4 +248,29 @@ test('healing report writes HTML, and Markdown with its PNG figures where Chromi
   } else {
     assert.equal(out.figures, false);
   }
+});
+
+test('healing reproduce: runs the quick preset, then reports it and the recorded study', { timeout: 300_000 }, async () => {
+  // A project directory of its own: the recorded study (data/results/results.jsonl) is a synthetic store.
+  const project = join(work, 'project');
+  await mkdir(join(project, 'data', 'results'), { recursive: true });
+  await writeFile(join(project, 'data', 'results', 'results.jsonl'), syntheticResults().map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const shared = process.env.HEALING_SHARED_DIR ?? fileURLToPath(new URL('../../shared', import.meta.url));
+  const env = { HEALING_DATA_DIR: join(shared, 'data', 'datasets') };
+  const run = await healing(['reproduce', '--model', 'tiny', '--workers', '2', '--out', 'out'], { cwd: project, env });
+  assert.equal(run.code, 0, run.stderr);
+  const out = lastJson(run.stdout) as { ran: number; html: string; study?: { html: string; markdown: string; verdicts: Record<string, string> } };
+  assert.equal(out.ran, 6, 'the quick preset is 6 runs');
+  assert.ok(existsSync(join(project, out.html)));
+  assert.ok(out.study, 'the study report is written');
+  assert.ok(existsSync(join(project, out.study.html)) && existsSync(join(project, out.study.markdown)));
+  // The synthetic store plants bottom-worse-than-top: the study report must find it.
+  assert.equal(out.study.verdicts.F3, 'supported');
+  assert.match(run.stderr, /\[4\/4\]/);
+  // Rerun: nothing left to run, and --no-study skips the second report.
+  const again = await healing(['reproduce', '--model', 'tiny', '--out', 'out', '--no-study'], { cwd: project, env });
+  assert.equal(again.code, 0, again.stderr);
+  const second = lastJson(again.stdout) as { ran: number; study?: unknown };
+  assert.equal(second.ran, 0);
+  assert.equal(second.study, undefined);
 });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport, writeReport } from '../analysis/report';
 import { ensureResults, modelDepth } from '../analysis/study';
@@ -14,6 +15,7 @@ interface ReproduceOptions {
   out?: string;
   workers?: string;
   datasets?: string;
+  study: boolean;
 }
 
 /** The paper preset records into the project's store; others into their own file beside the report. */
@@ -38,15 +40,20 @@ export function register(program: Command): void {
     .option('--out <dir>', 'where the reports go (default runs/<preset>/)')
     .option('--workers <n>', 'worker processes (default: number of cores)')
     .option('--datasets <a,b>', "only these datasets (instead of the preset's own list)")
+    .option('--no-study', `do not also write <out>/study/report.html from the recorded paper-preset runs in ${DEFAULT_RESULTS_FILE}`)
     .action(async (options: ReproduceOptions) => {
       if (!isPresetName(options.preset)) throw new UserError(`--preset ${options.preset}: expected one of ${PRESET_NAMES.join(', ')}`);
       const workers = options.workers === undefined ? undefined : int(options.workers, '--workers', 1);
       const datasets = options.datasets?.split(',').map((s) => s.trim()).filter(Boolean);
       const { results, out } = reproducePaths(options);
+      // A quick run shows the pipeline working; the findings stand on the recorded paper-preset runs, so
+      // the main job reports those too (no computation: they are read from the store).
+      const study = options.study && results !== DEFAULT_RESULTS_FILE && existsSync(DEFAULT_RESULTS_FILE);
+      const steps = study ? 4 : 3;
       const started = Date.now();
-      say(`[1/3] ${options.preset} preset on model "${options.model}": reading its depth`);
+      say(`[1/${steps}] ${options.preset} preset on model "${options.model}": reading its depth`);
       const specs = presetSpecs(options.preset, { model: options.model, numLayers: await modelDepth(options.model), datasets });
-      say(`[1/3] ${specs.length} experiment(s); results in ${results}`);
+      say(`[1/${steps}] ${specs.length} experiment(s); results in ${results}`);
       // The grid's own progress bar (runs, rate, ETA, last accuracy) is the one to watch; on a
       // non-terminal we print a line per run instead.
       const tty = Boolean(process.stderr.isTTY) || process.env.HEALING_PROGRESS === '1';
@@ -58,12 +65,22 @@ export function register(program: Command): void {
         log: tty ? (line) => (/^\[\d+\//.test(line) ? undefined : say(line)) : say,
       });
       if (outcome.failed > 0) say(`warning: ${outcome.failed} run(s) failed; the report covers the rest (rerun to retry them)`);
-      say(`[2/3] writing ${join(out, 'report.html')}`);
+      say(`[2/${steps}] writing ${join(out, 'report.html')}`);
       const content = await buildReport({ resultsFile: results, model: options.model });
       const html = await writeReport(content, { out: join(out, 'report.html'), format: 'html' });
-      say(`[3/3] writing ${join(out, 'report.md')} and its figures`);
+      say(`[3/${steps}] writing ${join(out, 'report.md')} and its figures`);
       const md = await writeReport(content, { out: join(out, 'report.md'), format: 'md' });
       for (const s of content.sections) say(`${s.finding.id} ${s.finding.verdict}: ${s.finding.summary}`);
+      let studyOut: { html: string; markdown: string; verdicts: Record<string, string> } | undefined;
+      if (study) {
+        const dir = join(out, 'study');
+        say(`[4/4] writing ${join(dir, 'report.html')} and report.md: the recorded paper-preset study in ${DEFAULT_RESULTS_FILE}`);
+        const studyContent = await buildReport({ resultsFile: DEFAULT_RESULTS_FILE });
+        const studyHtml = await writeReport(studyContent, { out: join(dir, 'report.html'), format: 'html' });
+        const studyMd = await writeReport(studyContent, { out: join(dir, 'report.md'), format: 'md' });
+        for (const s of studyContent.sections) say(`study ${s.finding.id} ${s.finding.verdict}: ${s.finding.summary}`);
+        studyOut = { html: studyHtml.out, markdown: studyMd.out, verdicts: studyHtml.verdicts };
+      }
       say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s: open ${html.out}`);
       printJson({
         preset: options.preset,
@@ -76,6 +93,7 @@ export function register(program: Command): void {
         markdown: md.out,
         figures: md.figures,
         verdicts: html.verdicts,
+        ...(studyOut ? { study: studyOut } : {}),
       });
       if (outcome.missing.length > 0) throw new UserError(`${outcome.missing.length} run(s) are still missing; rerun the same command to retry them`);
     });
