@@ -186,3 +186,20 @@ test('clean baselines: accuracy against the majority class read from the confusi
   assert.equal(cleanBaselines(chance).verdict, 'not supported');
   assert.equal(cleanBaselines(syntheticResults({ seeds: [0] })).verdict, 'not enough data');
 });
+
+test('F1-F3 leave out a dataset whose clean model stays at the majority class, and say so', () => {
+  // sst2 learns (0.9 vs majority 0.5) with bottom worse than top; mrpc stays below the majority class.
+  const rows = syntheticResults({ datasets: ['sst2', 'mrpc'], seeds, cleanAccuracy: { mrpc: 0.45 } });
+  const baselines = cleanBaselines(rows);
+  assert.equal(baselines.details.find((d) => d.dataset === 'mrpc')!.learned, 'no');
+  assert.equal(baselines.details.find((d) => d.dataset === 'sst2')!.learned, 'yes');
+  for (const finding of [limitsOfHealing(rows), moreCorruptionHurtsMore(rows), bottomVsTop(rows)]) {
+    assert.ok(finding.notes.some((n) => n.startsWith('mrpc left out')), `${finding.id} notes the left-out dataset`);
+    assert.ok(!JSON.stringify(finding.table).includes('mrpc'), `${finding.id} has no mrpc row`);
+    assert.ok(JSON.stringify(finding.table).includes('sst2'), `${finding.id} keeps sst2`);
+  }
+  // On request they stay in.
+  const all = bottomVsTop(rows, { includeUnlearned: true });
+  assert.ok(JSON.stringify(all.table).includes('mrpc'));
+  assert.ok(!all.notes.some((n) => n.startsWith('mrpc left out')));
+});

@@ -41,6 +41,8 @@ export interface FindingOptions {
   minEffect?: number;
   /** Significance level of the tests (default 0.05). */
   alpha?: number;
+  /** Keep datasets whose clean model does not beat the majority class in F1-F3 (default: leave them out). */
+  includeUnlearned?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,7 +257,7 @@ export function epochGaps(rows: readonly RowWithRecovery[], options: FindingOpti
  */
 export function limitsOfHealing(rows: readonly ResultRow[], options: FindingOptions = {}): F1Finding {
   const minEffect = options.minEffect ?? 0.01;
-  const selection = selectRows(rows, options);
+  const selection = learnedSelection(selectRows(rows, options), minEffect, options);
   const notes = [...selection.notes];
   const flat = records<FlatRow>(resultsFrame(selection.rows));
   const corrupted = flat.filter((r) => r.side !== 'clean' && r.side !== 'scratch');
@@ -433,7 +435,7 @@ export function spearman(x: readonly number[], y: readonly number[]): number {
  */
 export function moreCorruptionHurtsMore(rows: readonly ResultRow[], options: FindingOptions = {}): Finding<F2Detail> {
   const minEffect = options.minEffect ?? 0.01;
-  const selection = selectRows(rows, options);
+  const selection = learnedSelection(selectRows(rows, options), minEffect, options);
   const notes = [...selection.notes];
   const flat = records<FlatRow>(resultsFrame(selection.rows)).filter((r) => Number.isFinite(r.accuracy));
   const standard = standardCorruption(flat);
@@ -561,7 +563,7 @@ function judgePairs(top: number[], bottom: number[], alpha: number, minEffect: n
 export function bottomVsTop(rows: readonly ResultRow[], options: FindingOptions = {}): F3Finding {
   const alpha = options.alpha ?? 0.05;
   const minEffect = options.minEffect ?? 0.01;
-  const selection = selectRows(rows, options);
+  const selection = learnedSelection(selectRows(rows, options), minEffect, options);
   const notes = [...selection.notes];
   const flat = records<FlatRow>(resultsFrame(selection.rows));
   const standard = standardCorruption(flat);
@@ -656,20 +658,7 @@ export function majorityShare(confusion: readonly (readonly number[])[]): number
 export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptions = {}): Finding<BaselineDetail> {
   const minEffect = options.minEffect ?? 0.01;
   const selection = selectRows(rows, options);
-  const clean = selection.rows.filter((r) => r.spec.corruption === null);
-  const datasets = [...new Set(clean.map((r) => datasetLabel(r.spec.dataset)))].sort();
-  const details: BaselineDetail[] = datasets.map((dataset) => {
-    const own = clean.filter((r) => datasetLabel(r.spec.dataset) === dataset);
-    const accs = own.map((r) => r.final.accuracy).filter((a): a is number => a != null && Number.isFinite(a));
-    const f1s = own.map((r) => r.final.macroF1).filter((a): a is number => a != null && Number.isFinite(a));
-    const lastEval = own[0].epochs.at(-1)?.eval;
-    const majority = lastEval ? majorityShare(lastEval.confusion) : NaN;
-    const base = { dataset, seeds: accs.length, macroF1: meanOf(f1s), majority, numLabels: own[0].numLabels };
-    if (accs.length < 2) return { ...base, accuracy: accs[0] ?? NaN, lo: NaN, hi: NaN, learned: 'not enough data' as const };
-    const s = summarise(accs);
-    const learned = s.ci95[0] > majority + minEffect ? 'yes' : s.ci95[1] <= majority + minEffect ? 'no' : 'unclear';
-    return { ...base, accuracy: s.mean, lo: s.ci95[0], hi: s.ci95[1], learned };
-  });
+  const details = baselineDetails(selection.rows, minEffect);
   const tested = details.filter((d) => d.learned !== 'not enough data');
   const yes = tested.filter((d) => d.learned === 'yes').length;
   const no = tested.filter((d) => d.learned === 'no').length;
@@ -701,7 +690,51 @@ export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptio
       learned: d.learned,
     })),
     details,
-    notes: selection.notes,
+    notes: [
+      ...selection.notes,
+      ...(no > 0 ? ['F1-F3 leave out the datasets marked "learned: no" (see their notes)'] : []),
+    ],
+  };
+}
+
+function baselineDetails(rows: readonly ResultRow[], minEffect: number): BaselineDetail[] {
+  const clean = rows.filter((r) => r.spec.corruption === null && !r.spec.fromScratch);
+  const datasets = [...new Set(clean.map((r) => datasetLabel(r.spec.dataset)))].sort();
+  return datasets.map((dataset) => {
+    const own = clean.filter((r) => datasetLabel(r.spec.dataset) === dataset);
+    const accs = own.map((r) => r.final.accuracy).filter((a): a is number => a != null && Number.isFinite(a));
+    const f1s = own.map((r) => r.final.macroF1).filter((a): a is number => a != null && Number.isFinite(a));
+    const lastEval = own[0].epochs.at(-1)?.eval;
+    const majority = lastEval ? majorityShare(lastEval.confusion) : NaN;
+    const base = { dataset, seeds: accs.length, macroF1: meanOf(f1s), majority, numLabels: own[0].numLabels };
+    if (accs.length < 2) return { ...base, accuracy: accs[0] ?? NaN, lo: NaN, hi: NaN, learned: 'not enough data' as const };
+    const s = summarise(accs);
+    const learned = s.ci95[0] > majority + minEffect ? 'yes' : s.ci95[1] <= majority + minEffect ? 'no' : 'unclear';
+    return { ...base, accuracy: s.mean, lo: s.ci95[0], hi: s.ci95[1], learned };
+  });
+}
+
+/**
+ * F1-F3 ask how much of what fine-tuning reaches comes back after corruption; on a dataset where the
+ * clean model stays at the majority class there is nothing to come back, and its rows would only add
+ * noise (flat lines that count against F2, "full recovery" of chance accuracy for F1). Such datasets
+ * ("learned: no" in the baselines) are left out, with a note; undecided ones stay in.
+ */
+function learnedSelection(selection: Selection, minEffect: number, options: FindingOptions): Selection {
+  if (options.includeUnlearned) return selection;
+  const unlearned = baselineDetails(selection.rows, minEffect).filter((d) => d.learned === 'no');
+  if (unlearned.length === 0) return selection;
+  const names = new Set(unlearned.map((d) => d.dataset));
+  return {
+    ...selection,
+    rows: selection.rows.filter((r) => !names.has(datasetLabel(r.spec.dataset))),
+    notes: [
+      ...selection.notes,
+      ...unlearned.map(
+        (d) => `${d.dataset} left out: the clean model does not beat the majority class there (${pct(d.accuracy)} %, 95 % CI ` +
+          `${pct(d.lo)}-${pct(d.hi)}, vs ${pct(d.majority)} %), so there is nothing for corruption to take away or fine-tuning to restore`,
+      ),
+    ],
   };
 }
 
