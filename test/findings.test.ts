@@ -203,3 +203,11 @@ test('F1-F3 leave out a dataset whose clean model stays at the majority class, a
   assert.ok(JSON.stringify(all.table).includes('mrpc'));
   assert.ok(!all.notes.some((n) => n.startsWith('mrpc left out')));
 });
+
+test('when every dataset is left out as unlearned, the summary says why there is no data', () => {
+  const rows = syntheticResults({ datasets: ['mrpc'], seeds, cleanAccuracy: { mrpc: 0.45 } });
+  for (const finding of [limitsOfHealing(rows), moreCorruptionHurtsMore(rows), bottomVsTop(rows)]) {
+    assert.equal(finding.verdict, 'not enough data');
+    assert.match(finding.summary, /Left out because their clean model does not beat the majority class: mrpc\./);
+  }
+});

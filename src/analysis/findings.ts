@@ -256,6 +256,10 @@ export function epochGaps(rows: readonly RowWithRecovery[], options: FindingOpti
  * model's accuracy. Recovery = corrupted / clean accuracy of the same dataset, recipe and seed.
  */
 export function limitsOfHealing(rows: readonly ResultRow[], options: FindingOptions = {}): F1Finding {
+  return explainUnlearned(limitsOfHealingUnexplained(rows, options));
+}
+
+function limitsOfHealingUnexplained(rows: readonly ResultRow[], options: FindingOptions): F1Finding {
   const minEffect = options.minEffect ?? 0.01;
   const selection = learnedSelection(selectRows(rows, options), minEffect, options);
   const notes = [...selection.notes];
@@ -434,6 +438,10 @@ export function spearman(x: readonly number[], y: readonly number[]): number {
  * layers are corrupted (k = 0 is the clean run). Each seed gives a slope; the interval is over seeds.
  */
 export function moreCorruptionHurtsMore(rows: readonly ResultRow[], options: FindingOptions = {}): Finding<F2Detail> {
+  return explainUnlearned(moreCorruptionHurtsMoreUnexplained(rows, options));
+}
+
+function moreCorruptionHurtsMoreUnexplained(rows: readonly ResultRow[], options: FindingOptions): Finding<F2Detail> {
   const minEffect = options.minEffect ?? 0.01;
   const selection = learnedSelection(selectRows(rows, options), minEffect, options);
   const notes = [...selection.notes];
@@ -561,6 +569,10 @@ function judgePairs(top: number[], bottom: number[], alpha: number, minEffect: n
  * dataset, K and seed; K = L (every layer) is left out because bottom:L and top:L are the same run.
  */
 export function bottomVsTop(rows: readonly ResultRow[], options: FindingOptions = {}): F3Finding {
+  return explainUnlearned(bottomVsTopUnexplained(rows, options));
+}
+
+function bottomVsTopUnexplained(rows: readonly ResultRow[], options: FindingOptions): F3Finding {
   const alpha = options.alpha ?? 0.05;
   const minEffect = options.minEffect ?? 0.01;
   const selection = learnedSelection(selectRows(rows, options), minEffect, options);
@@ -712,6 +724,19 @@ function baselineDetails(rows: readonly ResultRow[], minEffect: number): Baselin
     const learned = s.ci95[0] > majority + minEffect ? 'yes' : s.ci95[1] <= majority + minEffect ? 'no' : 'unclear';
     return { ...base, accuracy: s.mean, lo: s.ci95[0], hi: s.ci95[1], learned };
   });
+}
+
+const UNLEARNED_NOTE = / left out: the clean model does not beat the majority class/;
+
+/** "Not enough data" because every dataset was left out as unlearned says so, not just "no runs". */
+function explainUnlearned<F extends Finding<unknown>>(finding: F): F {
+  if (finding.verdict !== 'not enough data') return finding;
+  const names = finding.notes.filter((n) => UNLEARNED_NOTE.test(n)).map((n) => n.split(' ')[0]);
+  if (names.length === 0) return finding;
+  return {
+    ...finding,
+    summary: `${finding.summary} Left out because their clean model does not beat the majority class: ${names.join(', ')}.`,
+  };
 }
 
 /**
