@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { engineInfo, initEngine, parseBackendName } from '../src/backend/engine';
 import { UserError } from '../src/errors';
-import { maxBatchTokens, WASM_MAX_BATCH_TOKENS } from '../src/backend/memory';
+import { maxBatchTokens, NATIVE_MAX_BATCH_TOKENS, WASM_MAX_BATCH_TOKENS } from '../src/backend/memory';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const CANDIDATES = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
@@ -60,7 +60,8 @@ test('without an override the first working candidate wins, and the reason says 
     assert.equal(report.backend, 'wasm');
     assert.match(report.reason, /tfjs-node-gpu: not installed/);
     assert.match(report.reason, /tfjs-node: imported, but no 'tensorflow' backend registered/);
-    assert.equal(report.threads, 1);
+    // The wasm engine is single-threaded; with the native kernels, threads are theirs.
+    assert.equal(report.threads, report.native?.enabled ? report.native.threads : 1);
   } else {
     assert.equal(report.backend, 'tensorflow');
   }
@@ -98,6 +99,9 @@ test('initEngine is idempotent in-process and refuses to switch engines', async 
 
 test('maxBatchTokens: capped on wasm only, overridable, bad values named', () => {
   assert.equal(maxBatchTokens('wasm', {}), WASM_MAX_BATCH_TOKENS);
+  assert.equal(maxBatchTokens({ backend: 'wasm', native: { enabled: false } }, {}), WASM_MAX_BATCH_TOKENS);
+  assert.equal(maxBatchTokens({ backend: 'wasm', native: { enabled: true } }, {}), NATIVE_MAX_BATCH_TOKENS);
+  assert.equal(maxBatchTokens({ backend: 'wasm', native: { enabled: true } }, { HEALING_MAX_BATCH_TOKENS: '512' }), 512);
   assert.equal(maxBatchTokens('tensorflow', {}), undefined);
   assert.equal(maxBatchTokens('cpu', {}), undefined);
   assert.equal(maxBatchTokens('cpu', { HEALING_MAX_BATCH_TOKENS: '1024' }), 1024);

@@ -172,6 +172,20 @@ test('stale rows (other weights under the same model name) and other settings ar
   assert.ok(mixed.notes.some((n) => /sst2: 3 row\(s\) with other subset sizes/.test(n)), mixed.notes.join('; '));
 });
 
+test('rows of another engine\'s numerics (a spec rerun on the native engine) are left out, with a note', () => {
+  // The first 4 rows rerun on the native engine: same specs, another arithmetic.
+  const rerun = planted.slice(0, 4).map((r) => ({ ...r, hash: r.hash.replace(/^./, 'e'), numerics: 'native-1' }) as ResultRow);
+  const selection = selectRows([...planted, ...rerun]);
+  assert.equal(selection.rows.length, planted.length);
+  assert.ok(selection.rows.every((r) => (r as { numerics?: string }).numerics === undefined), 'the majority (old rows: tfjs-1) is kept');
+  assert.ok(selection.notes.some((n) => /4 row\(s\) of numerics native-1 left out/.test(n)), selection.notes.join('; '));
+  // Once the native rows are the majority, they are the ones analysed.
+  const native = planted.map((r) => ({ ...r, numerics: 'native-1' }) as ResultRow);
+  const flipped = selectRows([...native, ...planted.slice(0, 4)]);
+  assert.equal(flipped.rows.length, planted.length);
+  assert.ok(flipped.rows.every((r) => (r as { numerics?: string }).numerics === 'native-1'));
+});
+
 test('clean baselines: accuracy against the majority class read from the confusion matrix', () => {
   assert.equal(majorityShare([[60, 4], [5, 59]]), 64 / 128);
   assert.equal(majorityShare([[3, 0, 0], [1, 0, 0], [1, 0, 0]]), 3 / 5);

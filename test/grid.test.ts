@@ -1,28 +1,22 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../src/errors';
-import { expandGrid, expandGridJson, parseShard, runGrid, shardOf, type GridEvent } from '../src/experiment/grid';
+import { expandGrid, expandGridJson, parseShard, runGrid, shardOf, workerEnv, workerThreads, type GridEvent } from '../src/experiment/grid';
 import { specHash } from '../src/experiment/hash';
+import { createIdentityResolver, identityHash } from '../src/experiment/identity';
 import { presetSpecs } from '../src/experiment/presets';
 import { ExperimentSpecSchema, type ExperimentSpec } from '../src/experiment/spec';
 import { readResults } from '../src/experiment/store';
+import { tempDirs } from './helpers/tmpdirs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const fakeRunner = fileURLToPath(new URL('./helpers/fake-runner.ts', import.meta.url));
-const made: string[] = [];
-const tmp = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), 'healing-grid-'));
-  made.push(dir);
-  return dir;
-};
-after(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+const tmp = tempDirs('grid');
 
 function writeGrid(content: string): string {
   const file = join(tmp(), 'grid.json');
@@ -33,6 +27,12 @@ function writeGrid(content: string): string {
 /** Specs for small fake grids: distinct seeds keep them distinct. */
 function fakeSpecs(n: number, dataset = 'sst2'): ExperimentSpec[] {
   return Array.from({ length: n }, (_, seed) => ExperimentSpecSchema.parse({ model: 'tiny', dataset: { name: dataset }, seed }));
+}
+
+/** The identity hash each spec runs under now in this process (what its stored row's hash must be). */
+async function identityHashes(specs: readonly ExperimentSpec[], numerics?: string): Promise<string[]> {
+  const resolve = createIdentityResolver(numerics ? { numerics } : {});
+  return Promise.all(specs.map(async (s) => identityHash(await resolve(s))));
 }
 
 function rawHashes(file: string): string[] {
@@ -122,7 +122,8 @@ test('runGrid runs pending specs on workers, then skips them all on rerun', asyn
   const options = { workers: 2, resultsFile: results, runnerModule: fakeRunner, env, progress: false };
   const first = await runGrid(specs, { ...options, onEvent: (e) => events.push(e) });
   assert.deepEqual({ ran: first.ran, skipped: first.skipped, failed: first.failed }, { ran: 4, skipped: 0, failed: 0 });
-  assert.deepEqual(rawHashes(results).sort(), specs.map(specHash).sort());
+  assert.deepEqual(rawHashes(results).sort(), (await identityHashes(specs)).sort(), 'each row is stored under its identity');
+  assert.deepEqual(readResults(results).rows.map((r) => specHash(r.spec)).sort(), specs.map(specHash).sort());
   const workers = new Set(events.flatMap((e) => (e.type === 'start' ? [e.worker] : [])));
   assert.equal(workers.size, 2, 'both workers took runs');
   assert.ok(events.some((e) => e.type === 'progress'), 'progress from the runner reaches the parent');
@@ -134,6 +135,30 @@ test('runGrid runs pending specs on workers, then skips them all on rerun', asyn
   assert.deepEqual({ total: second.total, skipped: second.skipped, ran: second.ran }, { total: 5, skipped: 4, ran: 1 });
   assert.ok(readFileSync(results, 'utf8').startsWith(before), 'append-only');
   assert.equal(rawHashes(results).length, 5);
+});
+
+test('worker threads: max(1, floor(cores / workers)), unless HEALING_THREADS is already set', () => {
+  assert.deepEqual([[2, 1], [2, 2], [2, 3], [8, 3], [1, 4], [16, 16]].map(([c, w]) => workerThreads(c, w)), [2, 1, 1, 2, 1, 1]);
+  const base = { PATH: '/bin', HEALING_BACKEND: 'wasm' };
+  const env = workerEnv({ base, extra: { FAKE: '1' }, workers: 2, cores: 4 });
+  assert.deepEqual(env, { PATH: '/bin', HEALING_BACKEND: 'wasm', FAKE: '1', HEALING_PROGRESS: '0', HEALING_THREADS: '2' });
+  assert.deepEqual(base, { PATH: '/bin', HEALING_BACKEND: 'wasm' }, 'pure: the base environment is untouched');
+  assert.equal(workerEnv({ base, workers: 3, cores: 2 }).HEALING_THREADS, '1', 'never 0');
+  assert.equal(workerEnv({ base: { HEALING_THREADS: '3' }, workers: 2, cores: 4 }).HEALING_THREADS, '3', 'set in the environment: kept');
+  assert.equal(workerEnv({ base: { HEALING_THREADS: '3' }, extra: { HEALING_THREADS: '1' }, workers: 2, cores: 4 }).HEALING_THREADS, '1');
+  assert.equal(workerEnv({ base: { HEALING_THREADS: ' ' }, workers: 1, cores: 4 }).HEALING_THREADS, '4', 'blank counts as unset');
+});
+
+test('each grid worker is started with its share of the cores as HEALING_THREADS', async () => {
+  const results = join(tmp(), 'results.jsonl');
+  const cores = availableParallelism();
+  const set = process.env.HEALING_THREADS?.trim();
+  const options = { resultsFile: results, runnerModule: fakeRunner, progress: false };
+  await runGrid(fakeSpecs(2), { ...options, workers: 2, env: { FAKE_RUNNER_SLEEP_MS: '50' } });
+  const threads = readResults(results).rows.map((r) => r.workerThreads);
+  assert.deepEqual(threads, [0, 1].map(() => (set ? set : String(Math.max(1, Math.floor(cores / 2))))));
+  await runGrid(fakeSpecs(1, 'imdb'), { ...options, workers: 2, env: { FAKE_RUNNER_SLEEP_MS: '50', HEALING_THREADS: '1' } });
+  assert.equal(readResults(results).rows[2].workerThreads, '1', 'a HEALING_THREADS the caller set wins');
 });
 
 test('failures: a crash is retried once on a new worker, then reported failed; a UserError is not retried; the grid goes on', async () => {
@@ -155,15 +180,16 @@ test('failures: a crash is retried once on a new worker, then reported failed; a
     progress: false,
   });
   assert.deepEqual({ ran: summary.ran, failed: summary.failed }, { ran: 4, failed: 2 });
-  assert.deepEqual(summary.failures.map((f) => f.hash).sort(), [specHash(specs[3]), specHash(specs[4])].sort());
-  const attempts = (seed: number): number => events.filter((e) => e.type === 'start' && e.hash === specHash(specs[seed])).length;
+  const ids = await identityHashes(specs);
+  assert.deepEqual(summary.failures.map((f) => f.hash).sort(), [ids[3], ids[4]].sort());
+  const attempts = (seed: number): number => events.filter((e) => e.type === 'start' && e.hash === ids[seed]).length;
   assert.deepEqual([0, 1, 2, 3, 4, 5].map(attempts), [1, 2, 1, 2, 1, 1]);
-  const crash = events.find((e) => e.type === 'failure' && e.hash === specHash(specs[1]));
+  const crash = events.find((e) => e.type === 'failure' && e.hash === ids[1]);
   assert.ok(crash?.type === 'failure' && /exited with code 3/.test(crash.error) && crash.retrying);
-  const userError = summary.failures.find((f) => f.hash === specHash(specs[4]));
+  const userError = summary.failures.find((f) => f.hash === ids[4]);
   assert.match(userError!.error, /not found/);
   const stored = rawHashes(results);
-  assert.deepEqual(stored.sort(), [0, 1, 2, 5].map((i) => specHash(specs[i])).sort(), 'failed runs are not stored');
+  assert.deepEqual(stored.sort(), [0, 1, 2, 5].map((i) => ids[i]).sort(), 'failed runs are not stored');
 
   // Once the faults are gone, a rerun picks up exactly the failed runs.
   const healed = await runGrid(specs, { workers: 1, resultsFile: results, runnerModule: fakeRunner, env: { FAKE_RUNNER_SLEEP_MS: '100' }, progress: false });
@@ -239,7 +265,7 @@ test('kill -9 in the middle of a grid, then a rerun: nothing lost, nothing dupli
   const final = readFileSync(results, 'utf8');
   assert.ok(final.startsWith(atKill), 'lines stored before the kill are intact');
   const hashes = rawHashes(results);
-  assert.deepEqual([...hashes].sort(), specs.map(specHash).sort(), 'every spec exactly once');
+  assert.deepEqual([...hashes].sort(), (await identityHashes(specs)).sort(), 'every spec exactly once');
   const store = readResults(results);
   assert.deepEqual({ rows: store.rows.length, torn: store.torn, invalid: store.invalid.length, duplicates: store.duplicates }, { rows: 8, torn: 0, invalid: 0, duplicates: 0 });
 });

@@ -180,7 +180,9 @@ test('on a learnable corpus the held-out MLM accuracy beats the unigram baseline
   const out = join(work, 'learnable-run');
   const state = await pretrain({
     out,
-    args: tinyArgs(learnable, 200, { learningRate: 1e-2, evalEvery: 100, checkpointEvery: 200 }),
+    // lr 3e-3: at 1e-2 the last point swung between 15 % and 95 % with the dropout draw (seeds 0-3, on both
+    // the wasm and the native engine, whose dropout RNGs differ); at 3e-3 it reaches 95 % on both.
+    args: tinyArgs(learnable, 200, { learningRate: 3e-3, evalEvery: 100, checkpointEvery: 200 }),
     backend: 'wasm',
     ...quiet,
   });

@@ -9,7 +9,7 @@ import { ensureResults, notebookParameters, provenanceStamp, stampText, studySpe
 import { specHash } from '../src/experiment/hash';
 import { presetSpecs } from '../src/experiment/presets';
 import { appendResult } from '../src/experiment/store';
-import { fakeRow } from './helpers/fake-runner';
+import { fakeRow, fakeRunRow } from './helpers/fake-runner';
 
 const fakeRunner = fileURLToPath(new URL('./helpers/fake-runner.ts', import.meta.url));
 
@@ -57,7 +57,8 @@ test('ensureResults reports what is missing, runs it on request, and then finds 
     const resultsFile = join(dir, 'results.jsonl');
     const params = notebookParameters({ quick: true, model: 'tiny', datasets: ['sst2'], seeds: [0, 1], ks: [1], resultsFile });
     const specs = studySpecs(params, 4);
-    appendResult(resultsFile, fakeRow(specs[0]));
+    // Recorded under the identity it runs under now (this model's weights, the resolved recipe, this engine).
+    appendResult(resultsFile, await fakeRunRow(specs[0]));
     const lines: string[] = [];
     const dry = await ensureResults(specs, { resultsFile, runMissing: false, log: (l) => lines.push(l) });
     assert.equal(dry.recorded, 1);
@@ -68,7 +69,7 @@ test('ensureResults reports what is missing, runs it on request, and then finds 
     const run = await ensureResults(specs, { resultsFile, runMissing: true, workers: 2, runnerModule: fakeRunner, progress: false, log: (l) => lines.push(l) });
     assert.equal(run.ran, specs.length - 1);
     assert.equal(run.missing.length, 0);
-    assert.deepEqual(run.rows.map((r) => r.hash), specs.map(specHash), 'rows come back in spec order');
+    assert.deepEqual(run.rows.map((r) => specHash(r.spec)), specs.map(specHash), 'rows come back in spec order');
     assert.ok(lines.some((l) => /^\[\d+\/\d+\] sst2 /.test(l)), 'one line per finished run');
     const again = await ensureResults(specs, { resultsFile, runMissing: true, runnerModule: fakeRunner, log: false });
     assert.equal(again.ran, 0);

@@ -78,10 +78,14 @@ export function singleLayerSweepSpecs(options: SweepOptions): ExperimentSpec[] {
   );
 }
 
-/** The rows of a store that belong to these specs (a store may hold other sizes and recipes too). */
+/**
+ * The rows of a store that belong to these specs (a store may hold other sizes and recipes too), by
+ * their spec: a row's hash is the identity of what it ran (spec, weights, recipe, numerics), not the
+ * spec's hash.
+ */
 export function rowsForSpecs(rows: readonly ResultRow[], specs: readonly ExperimentSpec[]): ResultRow[] {
   const wanted = new Set(specs.map(specHash));
-  return rows.filter((r) => wanted.has(r.hash));
+  return rows.filter((r) => wanted.has(specHash(r.spec)));
 }
 
 /** A type alias (not an interface), so rows pass as plain records to showTable and frameOf. */

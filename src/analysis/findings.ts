@@ -1,4 +1,5 @@
 import type * as dfd from 'danfojs-node';
+import { numericsOf } from '../backend/numerics';
 import { canonicalJson } from '../experiment/hash';
 import { withRecovery, type RowWithRecovery } from '../experiment/recovery';
 import { datasetLabel, type ResultRow } from '../experiment/spec';
@@ -127,6 +128,15 @@ export function selectRows(rows: readonly ResultRow[], options: { model?: string
       `${staleHashes.size} stale row(s) of "${model}" left out: made with other weights than the majority (fingerprint ${stale[0].fingerprint})`,
     );
     chosen = chosen.filter((r) => !staleHashes.has(r.hash));
+  }
+  // One engine's arithmetic: a spec rerun on the native engine (numerics native-1) next to its stock TF.js
+  // row (tfjs-1) is the same experiment twice, not two seeds. The numerics with the most rows wins.
+  const numerics = majority(chosen.map(numericsOf));
+  const otherNumerics = chosen.filter((r) => numericsOf(r) !== numerics);
+  if (otherNumerics.length) {
+    const names = [...new Set(otherNumerics.map(numericsOf))].join(', ');
+    notes.push(`analysing numerics ${numerics}; ${otherNumerics.length} row(s) of numerics ${names} left out (another engine's arithmetic)`);
+    chosen = chosen.filter((r) => numericsOf(r) === numerics);
   }
   const before = chosen.length;
   chosen = chosen.filter((r) => !r.spec.fromScratch);

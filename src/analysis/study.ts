@@ -3,8 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors';
-import { runGrid, type GridSummary } from '../experiment/grid';
+import { planGrid, runGrid, type GridPlan, type GridSummary } from '../experiment/grid';
 import { specHash } from '../experiment/hash';
+import { createIdentityResolver, rowHash } from '../experiment/identity';
 import { PAPER_DATASETS, PAPER_EVAL_SIZE, PAPER_SEEDS, PAPER_TRAIN_SIZE } from '../experiment/presets';
 import { provenance } from '../experiment/provenance';
 import { modelFingerprint } from '../experiment/run';
@@ -137,16 +138,22 @@ export interface EnsureOptions {
 
 export interface EnsureOutcome {
   total: number;
-  /** Specs already in the store before this call. */
+  /**
+   * Specs already in the store before this call: with runMissing, under the identity they run under
+   * now (model fingerprint, resolved recipe, engine numerics); without, under any.
+   */
   recorded: number;
-  /** Specs still missing after this call (not run, failed, or interrupted). */
+  /** Specs still missing after this call (not run, failed, or interrupted), in the same sense. */
   missing: ExperimentSpec[];
   ran: number;
   failed: number;
   failures: GridSummary['failures'];
   /** Rows of these specs made with other weights than the model now has (see findings.staleRows). */
   stale: number;
-  /** The store's rows for these specs, in spec order. */
+  /**
+   * The store's rows for these specs, in spec order: with runMissing, the row of each spec's current
+   * identity; without, the newest row of each spec.
+   */
   rows: ResultRow[];
   /** One sentence for the notebook. */
   message: string;
@@ -161,16 +168,35 @@ async function currentFingerprint(model: string): Promise<string | undefined> {
   }
 }
 
-function rowsFor(specs: readonly ExperimentSpec[], resultsFile: string): { rows: ResultRow[]; byHash: Map<string, ResultRow> } {
+/**
+ * Per spec, the row to report: the one with the identity the spec runs under now when the caller
+ * planned it (`planned`, by spec hash), else the newest recorded row of the spec (a store may hold a
+ * spec under several identities: another model's weights, another engine's numerics).
+ */
+function rowsFor(
+  specs: readonly ExperimentSpec[],
+  resultsFile: string,
+  planned?: ReadonlyMap<string, string>,
+): { rows: ResultRow[]; missing: ExperimentSpec[]; all: ResultRow[] } {
   const outcome = readResults(resultsFile);
   const warning = storeWarning(resultsFile, outcome);
   if (warning) process.stderr.write(`warning: ${warning}\n`);
-  const byHash = new Map(outcome.rows.map((r) => [r.hash, r]));
-  const rows = specs.flatMap((s) => {
-    const row = byHash.get(specHash(s));
-    return row ? [row] : [];
-  });
-  return { rows, byHash };
+  const newest = new Map<string, ResultRow>();
+  const byIdentity = new Map<string, ResultRow>();
+  for (const row of outcome.rows) {
+    newest.set(specHash(row.spec), row);
+    byIdentity.set(rowHash(row), row);
+  }
+  const rows: ResultRow[] = [];
+  const missing: ExperimentSpec[] = [];
+  for (const spec of specs) {
+    const key = specHash(spec);
+    const want = planned?.get(key);
+    const row = want !== undefined ? byIdentity.get(want) : newest.get(key);
+    if (row) rows.push(row);
+    else missing.push(spec);
+  }
+  return { rows, missing, all: outcome.rows };
 }
 
 /**
@@ -181,10 +207,18 @@ function rowsFor(specs: readonly ExperimentSpec[], resultsFile: string): { rows:
 export async function ensureResults(specs: readonly ExperimentSpec[], options: EnsureOptions): Promise<EnsureOutcome> {
   const log = options.log === false ? () => {} : options.log ?? ((line: string) => console.log(line));
   const before = rowsFor(specs, options.resultsFile);
-  const recorded = before.rows.length;
+  let recorded = before.rows.length;
   let summary: GridSummary | undefined;
-  const pending = specs.filter((s) => !before.byHash.has(specHash(s)));
-  if (pending.length && options.runMissing) {
+  let plan: GridPlan | undefined;
+  const identity = createIdentityResolver();
+  if (options.runMissing) {
+    // What is recorded is decided by identity, as the grid decides it: a row of the spec made with
+    // other weights, another recipe rule or another engine's numerics does not count.
+    plan = await planGrid(specs, before.all, identity);
+    recorded = plan.done.length;
+  }
+  const pending = plan ? [...plan.pending, ...plan.unresolved].map((p) => p.spec) : [];
+  if (pending.length) {
     log(`running ${pending.length} of ${specs.length} experiment(s) into ${options.resultsFile} on ${options.workers ?? 'all'} worker(s)`);
     const started = Date.now();
     let finished = 0;
@@ -193,6 +227,7 @@ export async function ensureResults(specs: readonly ExperimentSpec[], options: E
       workers: options.workers,
       progress: options.progress,
       runnerModule: options.runnerModule,
+      identity,
       onEvent: (event) => {
         if (event.type === 'result') {
           finished++;
@@ -208,8 +243,9 @@ export async function ensureResults(specs: readonly ExperimentSpec[], options: E
       },
     });
   }
-  const after = summary ? rowsFor(specs, options.resultsFile) : before;
-  const missing = specs.filter((s) => !after.byHash.has(specHash(s)));
+  const planned = plan ? new Map([...plan.done, ...plan.pending].map((p) => [specHash(p.spec), p.hash])) : undefined;
+  const after = plan ? rowsFor(specs, options.resultsFile, planned) : before;
+  const missing = after.missing;
   const models = [...new Set(specs.map((s) => s.model))];
   let stale = 0;
   for (const model of models) {

@@ -2,14 +2,18 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError } from '../errors';
-import { registerKernelFixes } from './kernels';
+import { registerKernelFixes, registerNativeKernels } from './kernels';
+import { loadNative } from './native/addon';
+import { setActiveNative } from './native/state';
+import { NATIVE_NUMERICS, TFJS_NUMERICS } from './numerics';
 import { getThreadsCount, setWasmPaths } from './wasm_package';
 
 /**
  * The one engine switch: picks the TF.js backend once per process and says why.
  *
  * Order: an explicit choice (option, else HEALING_BACKEND), else the native TensorFlow binding
- * (tfjs-node-gpu, then tfjs-node), else wasm with our kernel fixes, else the plain JS cpu backend.
+ * (tfjs-node-gpu, then tfjs-node), else wasm with our kernel fixes and, where the addon is built, the
+ * native kernels (HEALING_NATIVE=0 turns them off), else the plain JS cpu backend.
  */
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
@@ -24,9 +28,25 @@ export interface EngineInfo {
   reason: string;
   tfjsVersion: string;
   threads?: number;
+  /**
+   * The native kernels (OpenBLAS/Accelerate addon) under the wasm backend: on, with the BLAS and thread
+   * count, or off and why. Absent on engines the addon does not serve (tensorflow, cpu).
+   */
+  native?: NativeStatus;
+  /**
+   * Which arithmetic produced a result: engines with the same numerics give the same numbers for the
+   * same seed (up to float noise). Part of each result's identity, so runs never mix silently.
+   */
+  numerics: string;
 }
 
+export type NativeStatus =
+  | { enabled: true; blas: string; threads: number; version: string }
+  | { enabled: false; reason: string };
+
 export const BACKEND_ENV = 'HEALING_BACKEND';
+
+export { NATIVE_NUMERICS, TFJS_NUMERICS } from './numerics';
 
 const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
@@ -120,6 +140,7 @@ async function tryNative(pkg: string): Promise<Attempt> {
       package: pkg,
       gpu: backend.isUsingGpuDevice === true,
       tfjsVersion: tfjsVersion(),
+      numerics: TFJS_NUMERICS,
     },
   };
 }
@@ -133,11 +154,27 @@ async function tryWasm(): Promise<Attempt> {
   } catch (error) {
     return { ok: false, note: `failed (${shortError(error)})` };
   }
-  const threads = getThreadsCount();
+  const load = loadNative();
+  const base = { backend: 'wasm' as const, package: WASM_PACKAGE, gpu: false, tfjsVersion: tfjsVersion() };
+  if (load.ok === false) {
+    const threads = getThreadsCount();
+    return {
+      ok: true,
+      note: `ok (${threads} thread${threads === 1 ? '' : 's'}, kernel fixes registered; native kernels: ${load.reason})`,
+      info: { ...base, threads, native: { enabled: false, reason: load.reason }, numerics: TFJS_NUMERICS },
+    };
+  }
+  registerNativeKernels(load.addon);
+  setActiveNative(load.addon);
   return {
     ok: true,
-    note: `ok (${threads} thread${threads === 1 ? '' : 's'}, kernel fixes registered)`,
-    info: { backend: 'wasm', package: WASM_PACKAGE, gpu: false, tfjsVersion: tfjsVersion(), threads },
+    note: `ok with native kernels (${load.blas}, ${load.threads} thread${load.threads === 1 ? '' : 's'})`,
+    info: {
+      ...base,
+      threads: load.threads,
+      native: { enabled: true, blas: load.blas, threads: load.threads, version: NATIVE_NUMERICS },
+      numerics: NATIVE_NUMERICS,
+    },
   };
 }
 
@@ -150,7 +187,7 @@ async function tryCpu(): Promise<Attempt> {
   return {
     ok: true,
     note: 'ok (plain JS, kernel fixes registered)',
-    info: { backend: 'cpu', package: CPU_PACKAGE, gpu: false, tfjsVersion: tfjsVersion(), threads: 1 },
+    info: { backend: 'cpu', package: CPU_PACKAGE, gpu: false, tfjsVersion: tfjsVersion(), threads: 1, numerics: TFJS_NUMERICS },
   };
 }
 

@@ -22,12 +22,27 @@ export const WASM_MEMORY_HINT =
  * token (measured: 32 x 66 tokens -> 2.7 GB, 32 x 88 -> 3.6 GB, 32 x 96 -> 3.8 GB, 16 x 128 -> 2.8 GB,
  * of the 4 GB the heap can reach). 32 x 88 is the longest batch the SST-2 and Emotion paper runs
  * met, so those runs are untouched by the cap, while AG News batches of 32 x 128 (which abort the
- * engine) train as two micro-batches. Native engines have no such ceiling: no cap there.
+ * engine) train as two micro-batches. The tensorflow engines (tfjs-node, tfjs-node-gpu) have no such
+ * ceiling: no cap there.
  * HEALING_MAX_BATCH_TOKENS overrides it (a positive integer, or "none").
  */
 export const WASM_MAX_BATCH_TOKENS = 2816;
 
-export function maxBatchTokens(backend: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+/**
+ * The same cap with the native kernels: their fused ops keep ~0.13 MB of heap per padded token for the
+ * default model (6 x 256) at 128 tokens (`npm run bench`'s memory row: 16 x 128 tokens -> 270 MB), a
+ * tenth of the stock graph's, so 16,384 tokens (~2.1 GB with the model and optimizer) leave the
+ * heap room; every batch of the paper preset (at most 32 x 128) trains whole. bert-base shapes keep
+ * ~0.6 MB per token plus 1.8 GB of weights, gradients and moments: use HEALING_MAX_BATCH_TOKENS=2048 there.
+ */
+export const NATIVE_MAX_BATCH_TOKENS = 16384;
+
+/** The engine as far as memory goes: its backend, and whether the native kernels run under wasm. */
+export type MemoryEngine = string | { backend: string; native?: { enabled: boolean } };
+
+export function maxBatchTokens(engine: MemoryEngine, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const backend = typeof engine === 'string' ? engine : engine.backend;
+  const native = typeof engine !== 'string' && engine.native?.enabled === true;
   const raw = env.HEALING_MAX_BATCH_TOKENS?.trim();
   if (raw) {
     if (raw.toLowerCase() === 'none') return undefined;
@@ -37,5 +52,6 @@ export function maxBatchTokens(backend: string, env: NodeJS.ProcessEnv = process
     }
     return value;
   }
-  return backend === 'wasm' ? WASM_MAX_BATCH_TOKENS : undefined;
+  if (backend !== 'wasm') return undefined;
+  return native ? NATIVE_MAX_BATCH_TOKENS : WASM_MAX_BATCH_TOKENS;
 }

@@ -45,7 +45,7 @@ export function register(program: Command): void {
         batchSize: int(o.batchSize, '--batch-size', 1),
         padId: tokenizer.padId,
         numLabels,
-        maxBatchTokens: maxBatchTokens(engine.backend),
+        maxBatchTokens: maxBatchTokens(engine),
       });
       disposeParams(checkpoint.params);
       process.stderr.write(`accuracy ${(metrics.accuracy * 100).toFixed(2)} %, macro-F1 ${(metrics.macroF1 * 100).toFixed(2)} % on ${data.labels.length} examples\n`);

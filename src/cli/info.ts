@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { initEngine } from '../backend/engine';
+import { initEngine, type EngineInfo } from '../backend/engine';
 import { VERSION } from '../version';
 
 /** Debian's chromium: the figure export drives it headless to write PNG/SVG. */
@@ -13,6 +13,9 @@ export interface InfoReport {
   package: string;
   gpu: boolean;
   threads: number | null;
+  /** The native kernels under wasm: on (BLAS, threads) or off and why; null on other engines. */
+  native: EngineInfo['native'] | null;
+  numerics: string;
   reason: string;
   tfjsVersion: string;
   chromium: string | null;
@@ -27,6 +30,8 @@ export async function collectInfo(): Promise<InfoReport> {
     package: engine.package,
     gpu: engine.gpu,
     threads: engine.threads ?? null,
+    native: engine.native ?? null,
+    numerics: engine.numerics,
     reason: engine.reason,
     tfjsVersion: engine.tfjsVersion,
     chromium: existsSync(CHROMIUM) ? CHROMIUM : null,
@@ -34,11 +39,21 @@ export async function collectInfo(): Promise<InfoReport> {
 }
 
 export function formatInfo(info: InfoReport): string {
+  const native = info.native;
   const rows: Array<[string, string]> = [
     ['healing-bert', info.version],
     ['node', info.node],
     ['backend', `${info.backend} (${info.package}${info.gpu ? ', GPU' : ''})`],
     ['threads', info.threads === null ? 'unknown' : String(info.threads)],
+    [
+      'native kernels',
+      !native
+        ? 'not used by this engine'
+        : native.enabled
+          ? `on (${native.blas}, ${native.threads} thread${native.threads === 1 ? '' : 's'}; HEALING_THREADS sets them, HEALING_NATIVE=0 turns them off)`
+          : `off: ${native.reason}`,
+    ],
+    ['numerics', info.numerics],
     ['tfjs', info.tfjsVersion],
     ['why', info.reason],
     ['chromium', info.chromium ?? `not found at ${CHROMIUM} (figure export to PNG/SVG unavailable)`],

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { UserError } from '../errors';
 import { resolveModelDir } from '../io/models';
 import { parseConfig } from '../model/config';
-import { expandGrid, parseShard, runGrid, shardOf } from '../experiment/grid';
-import { specHash } from '../experiment/hash';
+import { expandGrid, parseShard, planGrid, runGrid, shardOf } from '../experiment/grid';
+import { createIdentityResolver } from '../experiment/identity';
 import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
-import { datasetLabel, specLabel, type ExperimentSpec } from '../experiment/spec';
+import { datasetLabel, type ExperimentSpec } from '../experiment/spec';
 import { DEFAULT_RESULTS_FILE, readResults, storeWarning } from '../experiment/store';
 
 interface RunOptions {
@@ -84,18 +84,25 @@ export function register(program: Command): void {
     .command('run')
     .description(
       'run a grid of experiments (a grid file or a preset) on worker processes, appending each finished run to the ' +
-        'result store; runs already in the store are skipped, so an interrupted grid continues where it stopped',
+        'result store; runs already in the store are skipped, so an interrupted grid continues where it stopped. ' +
+        "A run is in the store when a row has its identity: the spec, the model's fingerprint (hash of its config " +
+        "and weights), the resolved recipe and the engine's numerics version; a changed model, recipe rule or " +
+        'engine numerics runs it again (rows from before identities count as the stock engines\' tfjs-1)',
     )
     .option('--grid <file>', 'grid JSON: { model, datasets, corruptions, seeds, recipe } (a cross product) or { experiments: [spec, ...] }')
     .option('--preset <name>', `a built-in grid: ${PRESET_NAMES.join(' | ')}`)
     .option('--model <model>', 'model for a preset: "default", "tiny", a checkpoint directory or a hub repo id', 'default')
     .option('--num-layers <n>', "encoder depth for a preset's bottom/top-K corruptions (default: read from the model's config.json)")
     .option('--datasets <a,b>', 'only these datasets (a preset runs them instead of its own list)')
-    .option('--workers <n>', 'worker processes, each with its own TF.js engine (default: number of cores)')
+    .option(
+      '--workers <n>',
+      'worker processes, each with its own TF.js engine (default: number of cores); each worker gets ' +
+        'HEALING_THREADS = max(1, floor(cores / n)) threads for its native kernels, unless HEALING_THREADS is already set',
+    )
     .option('--shard <i/n>', 'run only shard i of n (1-based), a deterministic slice by spec hash; shard stores merge by concatenation')
     .option('--results <file>', 'result store (JSONL, append-only)', DEFAULT_RESULTS_FILE)
     .option('--runner <module>', 'module exporting runExperiment(spec, options) (default: src/experiment/run.ts)')
-    .option('--dry-run', 'list the selected runs as done/pending and exit')
+    .option('--dry-run', 'list the selected runs as done/pending (with what changed since a recorded run) and exit')
     .action(async (options: RunOptions) => {
       const specs = await selectSpecs(options);
       const workers = options.workers === undefined ? undefined : positiveInt('--workers', options.workers);
@@ -104,15 +111,20 @@ export function register(program: Command): void {
         const store = readResults(options.results);
         const warning = storeWarning(options.results, store);
         if (warning) process.stderr.write(`warning: ${warning}\n`);
-        const done = new Set(store.rows.map((r) => r.hash));
-        let doneCount = 0;
-        for (const spec of specs) {
-          const hash = specHash(spec);
-          const state = done.has(hash) ? 'done' : 'pending';
-          if (state === 'done') doneCount++;
-          process.stdout.write(`${hash}  ${state.padEnd(7)}  ${specLabel(spec)}\n`);
-        }
-        process.stdout.write(`${JSON.stringify({ total: specs.length, done: doneCount, pending: specs.length - doneCount })}\n`);
+        // The same decision the grid makes (it starts this process's engine once, for its numerics).
+        const plan = await planGrid(specs, store.rows, createIdentityResolver());
+        const order = new Map(specs.map((spec, i) => [spec, i]));
+        const lines = [
+          ...plan.done.map((p) => ({ spec: p.spec, text: `${p.hash}  ${'done'.padEnd(7)}  ${p.label}` })),
+          ...plan.pending.map((p) => ({
+            spec: p.spec,
+            text: `${p.hash}  ${'pending'.padEnd(7)}  ${p.label}${p.changes.length ? `  (changed since recorded: ${p.changes.join(' | ')})` : ''}`,
+          })),
+          ...plan.unresolved.map((u) => ({ spec: u.spec, text: `${u.hash}  ${'error'.padEnd(7)}  ${u.label}  (${u.error})` })),
+        ].sort((a, b) => (order.get(a.spec) ?? 0) - (order.get(b.spec) ?? 0));
+        for (const line of lines) process.stdout.write(`${line.text}\n`);
+        const counts = { total: specs.length, done: plan.done.length, pending: plan.pending.length };
+        process.stdout.write(`${JSON.stringify(plan.unresolved.length ? { ...counts, unresolved: plan.unresolved.length } : counts)}\n`);
         return;
       }
 

@@ -4,9 +4,19 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { THREADS_ENV } from '../backend/native/addon';
 import { UserError } from '../errors';
 import { createProgress } from '../progress';
 import { specHash } from './hash';
+import {
+  createIdentityResolver,
+  identityChanges,
+  identityHash,
+  rowHash,
+  rowIdentity,
+  type IdentityResolver,
+  type RunIdentity,
+} from './identity';
 import { appendResult, readResults, storeWarning } from './store';
 import {
   CorruptionSpecSchema,
@@ -125,7 +135,95 @@ export function shardOf(specs: readonly ExperimentSpec[], index: number, count: 
 }
 
 // ---------------------------------------------------------------------------------------------
+// What to run: identities against the store
+
+/** A spec with the identity it would run under now. */
+export interface PlannedRun {
+  spec: ExperimentSpec;
+  identity: RunIdentity;
+  /** identityHash(identity): the hash its row will carry. */
+  hash: string;
+  label: string;
+  /**
+   * For a pending spec that the store holds under other identities: what changed since, per
+   * recorded row (e.g. "numerics tfjs-1 -> native-1"). Empty when the spec was never run.
+   */
+  changes: string[];
+}
+
+export interface GridPlan {
+  /** Already in the store under the identity they would run under now. */
+  done: PlannedRun[];
+  pending: PlannedRun[];
+  /** Specs whose identity cannot be computed (a missing model, a bad config): a worker would fail the same way. */
+  unresolved: Array<{ spec: ExperimentSpec; hash: string; label: string; error: string }>;
+}
+
+/**
+ * Decides, before anything runs, which specs the store already holds: a spec is done when a row has
+ * the identity the spec would run under now (spec, model fingerprint, resolved recipe, engine
+ * numerics; see identity.ts). A re-pretrained model, a changed learning-rate rule or another
+ * engine's numerics makes it pending again; rows from before identities count as 'tfjs-1'.
+ */
+export async function planGrid(specs: readonly ExperimentSpec[], rows: readonly ResultRow[], resolve: IdentityResolver): Promise<GridPlan> {
+  const recorded = new Set(rows.map(rowHash));
+  const bySpec = new Map<string, ResultRow[]>();
+  for (const row of rows) {
+    const key = specHash(row.spec);
+    bySpec.set(key, [...(bySpec.get(key) ?? []), row]);
+  }
+  const plan: GridPlan = { done: [], pending: [], unresolved: [] };
+  for (const spec of uniqueSpecs([...specs])) {
+    const label = specLabel(spec);
+    let identity: RunIdentity;
+    try {
+      identity = await resolve(spec);
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      plan.unresolved.push({ spec, hash: specHash(spec), label, error: error.message });
+      continue;
+    }
+    const hash = identityHash(identity);
+    if (recorded.has(hash)) {
+      plan.done.push({ spec, identity, hash, label, changes: [] });
+    } else {
+      const changes = (bySpec.get(specHash(spec)) ?? []).map((row) => identityChanges(rowIdentity(row), identity).join('; '));
+      plan.pending.push({ spec, identity, hash, label, changes: [...new Set(changes)] });
+    }
+  }
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Running a grid on worker processes
+
+/**
+ * Threads per worker (HEALING_THREADS: the native kernels' thread count, src/backend/native/addon.ts):
+ * the cores shared out, max(1, floor(cores / workers)), so W workers of T threads each do not
+ * oversubscribe the machine (2 cores: 1 worker x 2 threads, or 2 x 1).
+ */
+export function workerThreads(cores: number, workers: number): number {
+  return Math.max(1, Math.floor(cores / Math.max(1, workers)));
+}
+
+/**
+ * The environment of a grid worker: this process's, the caller's extra variables on top, no
+ * progress bars of its own, and HEALING_THREADS = workerThreads(cores, workers) unless
+ * HEALING_THREADS is already set (in `base` or `extra`), which then wins unchanged. `workers` is the
+ * number of worker processes the grid runs at once (--workers, capped at the runs left to do).
+ * Pure, so the rule is testable without starting a worker.
+ */
+export function workerEnv(options: {
+  base: NodeJS.ProcessEnv;
+  extra?: Readonly<Record<string, string>>;
+  workers: number;
+  cores: number;
+}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...options.base, ...options.extra, HEALING_PROGRESS: '0' };
+  const set = env[THREADS_ENV];
+  if (set === undefined || set.trim() === '') env[THREADS_ENV] = String(workerThreads(options.cores, options.workers));
+  return env;
+}
 
 export type GridEvent =
   | { type: 'start'; hash: string; label: string; worker: number; attempt: number }
@@ -134,7 +232,10 @@ export type GridEvent =
   | { type: 'failure'; hash: string; label: string; error: string; attempt: number; retrying: boolean };
 
 export interface RunGridOptions {
-  /** Worker processes (default: the number of cores); never more than the runs left to do. */
+  /**
+   * Worker processes (default: the number of cores); never more than the runs left to do. Each gets
+   * HEALING_THREADS = max(1, floor(cores / workers)) unless HEALING_THREADS is set (see workerEnv).
+   */
   workers?: number;
   resultsFile: string;
   /** Module exporting runExperiment(spec, { onProgress }); a path (relative to cwd) or file URL. */
@@ -146,6 +247,14 @@ export interface RunGridOptions {
   env?: Record<string, string>;
   /** Force the progress bar on or off (default: on for a terminal, see src/progress.ts). */
   progress?: boolean;
+  /**
+   * Numerics of the engine the workers will run (default: this process's engine, started once via
+   * initEngine(); workers inherit this process's environment, so they choose the same engine). Each
+   * result is checked against it: a worker that ran other numerics fails its run.
+   */
+  numerics?: string;
+  /** How identities are computed (default: createIdentityResolver({ numerics })); shared with a caller that planned first. */
+  identity?: IdentityResolver;
 }
 
 export interface GridSummary {
@@ -163,6 +272,8 @@ export interface GridSummary {
 
 interface Job {
   spec: ExperimentSpec;
+  /** The identity the run is planned under, and its hash. */
+  identity: RunIdentity;
   hash: string;
   label: string;
   attempts: number;
@@ -201,10 +312,10 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 }
 
 /**
- * Runs every spec not yet in the store on `workers` child processes (each owns its TF.js engine),
- * appending each result the moment it arrives. Safe to kill at any time: finished runs are on disk
- * (fsync'ed), unfinished ones are simply not there and run again next time; only this process
- * writes the store, so nothing is written twice.
+ * Runs every spec whose identity (planGrid) is not yet in the store on `workers` child processes
+ * (each owns its TF.js engine), appending each result the moment it arrives. Safe to kill at any
+ * time: finished runs are on disk (fsync'ed), unfinished ones are simply not there and run again
+ * next time; only this process writes the store, so nothing is written twice.
  */
 export async function runGrid(specs: readonly ExperimentSpec[], options: RunGridOptions): Promise<GridSummary> {
   const started = Date.now();
@@ -213,27 +324,34 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
   const store = readResults(options.resultsFile);
   const warning = storeWarning(options.resultsFile, store);
   if (warning) process.stderr.write(`warning: ${warning}\n`);
-  const done = new Set(store.rows.map((r) => r.hash));
-  const queue: Job[] = [];
-  for (const spec of all) {
-    const hash = specHash(spec);
-    if (!done.has(hash)) queue.push({ spec, hash, label: specLabel(spec), attempts: 0 });
-  }
+  const resolve = options.identity ?? createIdentityResolver({ numerics: options.numerics });
+  const plan = await planGrid(all, store.rows, resolve);
+  const queue: Job[] = plan.pending.map((p) => ({ spec: p.spec, identity: p.identity, hash: p.hash, label: p.label, attempts: 0 }));
   const summary: GridSummary = {
     total: all.length,
-    skipped: all.length - queue.length,
+    skipped: plan.done.length,
     ran: 0,
     failed: 0,
     seconds: 0,
     failures: [],
     interrupted: false,
   };
+  const emit = (event: GridEvent): void => options.onEvent?.(event);
+  for (const u of plan.unresolved) {
+    // Not started: every worker would fail it the same way (as a UserError, which is never retried).
+    process.stderr.write(`grid: run ${u.label} cannot start: ${u.error}\n`);
+    emit({ type: 'failure', hash: u.hash, label: u.label, error: u.error, attempt: 0, retrying: false });
+    summary.failed++;
+    summary.failures.push({ hash: u.hash, label: u.label, error: u.error });
+  }
   if (queue.length === 0) {
     summary.seconds = (Date.now() - started) / 1000;
     return summary;
   }
 
-  const workerCount = Math.max(1, Math.min(options.workers ?? availableParallelism(), queue.length));
+  const cores = availableParallelism();
+  const workerCount = Math.max(1, Math.min(options.workers ?? cores, queue.length));
+  const env = workerEnv({ base: process.env, extra: options.env, workers: workerCount, cores });
   const runner = runnerUrl(options.runnerModule);
   const tsx = tsxImport();
   const progress = createProgress({
@@ -243,7 +361,6 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
     fields: ['acc', 'busy'],
     enabled: options.progress,
   });
-  const emit = (event: GridEvent): void => options.onEvent?.(event);
   const slots = new Set<Slot>();
   let nextId = 1;
   let finished = 0;
@@ -325,9 +442,10 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
       const child = fork(workerPath, [runner], {
         execArgv: ['--import', tsx],
         // Worker stdout goes to our stderr: our stdout carries the CLI's JSON summary only. Workers
-        // draw no progress bars of their own; the grid's bar is the one the user watches.
+        // draw no progress bars of their own; the grid's bar is the one the user watches. Threads:
+        // the cores split between the workers (workerEnv).
         stdio: ['ignore', 2, 2, 'ipc'],
-        env: { ...process.env, ...options.env, HEALING_PROGRESS: '0' },
+        env,
       });
       const slot: Slot = { id: nextId++, child, ready: false, retiring: false };
       slots.add(slot);
@@ -352,25 +470,33 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
             const job = slot.job;
             if (!job || job.hash !== msg.hash) break;
             slot.job = undefined;
-            // The grid's spec and hash are the run's identity, whatever the runner echoed back.
-            const candidate = { ...(msg.row as object), hash: job.hash, spec: job.spec };
-            const parsed = ResultRowSchema.safeParse(candidate);
+            // The grid's spec is the run's spec, whatever the runner echoed back; the row's hash is the
+            // identity of what it reports it ran (its fingerprint, recipe and numerics).
+            const parsed = ResultRowSchema.safeParse({ ...(msg.row as object), hash: job.hash, spec: job.spec });
             if (!parsed.success) {
               fail(job, `the runner returned an invalid result row: ${formatIssues(parsed.error)}`, false);
             } else {
+              const row: ResultRow = { ...parsed.data, hash: rowHash(parsed.data) };
               try {
-                appendResult(options.resultsFile, parsed.data);
+                appendResult(options.resultsFile, row);
               } catch (error) {
                 fatal ??= new UserError(`${options.resultsFile}: cannot append a result (${(error as Error).message})`);
                 queue.length = 0;
                 stopAll();
                 break;
               }
-              summary.ran++;
-              const acc = parsed.data.final.accuracy;
-              lastAccuracy = acc == null ? 'NaN' : acc.toFixed(4);
-              emit({ type: 'result', hash: job.hash, label: job.label, row: parsed.data });
-              countDone();
+              if (row.hash !== job.hash) {
+                // Stored under what it did run (nothing computed is lost), but not what was planned: the
+                // worker's model or engine differs from this process's, and a rerun would do it again.
+                const changes = identityChanges(job.identity, rowIdentity(row)).join('; ');
+                fail(job, `the worker ran another identity than planned (${changes}); stored as ${row.hash}, not counted as done`, false);
+              } else {
+                summary.ran++;
+                const acc = row.final.accuracy;
+                lastAccuracy = acc == null ? 'NaN' : acc.toFixed(4);
+                emit({ type: 'result', hash: job.hash, label: job.label, row });
+                countDone();
+              }
             }
             dispatch(slot);
             break;

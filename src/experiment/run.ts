@@ -1,7 +1,3 @@
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { initEngine } from '../backend/engine';
 import { maxBatchTokens } from '../backend/memory';
 import { corrupt, parseCorruptionSpec, type CorruptionReport } from '../corruption';
@@ -14,46 +10,24 @@ import { disposeParams, type ParamMap } from '../model/names';
 import type { ModelConfig } from '../model/config';
 import { loadTokenizer, type BertTokenizer } from '../tokenizer/tokenizer';
 import { deriveSeed } from '../random';
-import { fineTune, type EncodedSplit, type FineTuneProgress, type FineTuneResult, type Recipe } from '../train/finetune';
+import { fineTune, type EncodedSplit, type FineTuneProgress, type FineTuneResult } from '../train/finetune';
 import { provenance } from './provenance';
 import { datasetLabel, specLabel, type ExperimentSpec, type ResultRow } from './spec';
-import { specHash } from './hash';
+import { engineNumerics, identityHash, modelFingerprint, resolveRecipe, type RunIdentity } from './identity';
+
+// Where they lived before identities did; identity.ts owns them now (the grid's parent needs them
+// without loading the training code).
+export { defaultLearningRate, modelFingerprint, resolveRecipe } from './identity';
 
 /**
  * One experiment: load the model, corrupt it (or not), fine-tune on the dataset, evaluate, and return
  * the result row the store records. The path of the paper, end to end, from a spec that is pure data.
  */
 
-/**
- * Our default peak learning rate (the paper's is unpublished): 2e-5 is the BERT paper's choice for
- * base-size models; small models trained from our short pretraining need a larger step to move in
- * a few hundred updates, so hidden sizes up to 512 get 1e-4.
- */
-export function defaultLearningRate(config: ModelConfig): number {
-  return config.hiddenSize <= 512 ? 1e-4 : 2e-5;
-}
-
-export function resolveRecipe(spec: ExperimentSpec, config: ModelConfig): Recipe {
-  return { ...spec.recipe, learningRate: spec.recipe.learningRate ?? defaultLearningRate(config) };
-}
-
 /** Tokenizes texts for classification: [CLS] text [SEP], truncated to maxLength, unpadded. */
 export function encodeSplit(tokenizer: BertTokenizer, data: LabeledData, maxLength: number): EncodedSplit {
   const inputIds = data.texts.map((text) => tokenizer.encode(text, undefined, { maxLength, truncation: true }).inputIds);
   return { inputIds, labels: data.labels };
-}
-
-/**
- * Identity of the weights a run started from: a spec names a model ("default", a path, a repo id), but
- * what that name points at can change (a re-pretrained shipped model), so each row records this.
- */
-export async function modelFingerprint(dir: string): Promise<string> {
-  const hash = createHash('sha256');
-  for (const file of ['config.json', 'model.safetensors']) {
-    const path = join(dir, file);
-    if (existsSync(path)) hash.update(await readFile(path));
-  }
-  return hash.digest('hex').slice(0, 16);
 }
 
 export interface PreparedModel {
@@ -137,8 +111,15 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
   // scored on the same examples.
   const evalData = spec.dataset.evalSize ? stratifiedSample(data.eval, spec.dataset.evalSize, 0) : data.eval;
   const model = await prepareModel(spec, numLabels, data.labelNames);
-  const recipe = resolveRecipe(spec, model.config);
-  const batchTokens = maxBatchTokens(engine.backend);
+  // The identity is taken before training, from the weights as they were loaded.
+  const identity: RunIdentity = {
+    spec,
+    modelFingerprint: await modelFingerprint(model.dir),
+    recipe: resolveRecipe(spec, model.config),
+    numerics: await engineNumerics(),
+  };
+  const recipe = identity.recipe;
+  const batchTokens = maxBatchTokens(engine);
   const result = await fineTune({
     config: model.config,
     params: model.params,
@@ -157,8 +138,9 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
   const finishedAt = new Date();
   const last = result.epochs[result.epochs.length - 1];
   const row: ResultRow = {
-    hash: specHash(spec),
+    hash: identityHash(identity),
     spec,
+    numerics: identity.numerics,
     status: result.status,
     label: specLabel(spec),
     numLabels,
@@ -178,14 +160,14 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
     evalExamples: evalData.labels.length,
     dataset: datasetLabel(spec.dataset),
     modelDir: model.dir,
-    modelFingerprint: await modelFingerprint(model.dir),
+    modelFingerprint: identity.modelFingerprint,
     timings: {
       startedAt: startedAt.toISOString(),
       finishedAt: finishedAt.toISOString(),
       seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
       trainTokensPerSecond: finite(result.trainTokensPerSecond),
     },
-    provenance: { ...(await provenance()), backend: engine.backend },
+    provenance: await provenance({ engine }),
   };
   return { row, finetuned: result, model };
 }

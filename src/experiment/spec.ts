@@ -99,7 +99,9 @@ const EvalMetricsSchema = z.looseObject({
 });
 
 /**
- * One finished run, one JSONL line in the result store. Loose objects: a newer runner may add fields
+ * One finished run, one JSONL line in the result store. `hash` names the row: the identity hash of
+ * what it ran (src/experiment/identity.ts), or specHash(spec) in rows written before identities (the
+ * store computes their identity from their fields). Loose objects: a newer runner may add fields
  * (extra analyses) and older readers keep them instead of rejecting the line.
  */
 export const ResultRowSchema = z.looseObject({
@@ -129,12 +131,28 @@ export const ResultRowSchema = z.looseObject({
     seconds: z.number().nonnegative(),
     trainTokensPerSecond: metric,
   }),
+  /**
+   * The engine's numerics version (EngineInfo.numerics), part of the row's identity (src/experiment/
+   * identity.ts). Absent in rows written before it existed: those ran on 'tfjs-1'.
+   */
+  numerics: z.string().min(1).optional(),
+  /** modelFingerprint() of the model directory the run loaded; part of the identity. */
+  modelFingerprint: z.string().min(1).optional(),
   provenance: z.looseObject({
     backend: z.string(),
     packageVersion: z.string(),
     gitCommit: z.string(),
     node: z.string(),
     host: z.string(),
+    /** The engine's thread count (EngineInfo.threads), when it reports one. */
+    threads: z.number().int().positive().optional(),
+    /** The native kernels: on with BLAS, threads and version, or off and why (EngineInfo.native). */
+    native: z
+      .union([
+        z.looseObject({ enabled: z.literal(true), blas: z.string(), threads: z.number().int().positive(), version: z.string() }),
+        z.looseObject({ enabled: z.literal(false), reason: z.string() }),
+      ])
+      .optional(),
   }),
 });
 

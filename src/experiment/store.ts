@@ -1,26 +1,29 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, fstatSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UserError } from '../errors';
+import { rowHash } from './identity';
 import { formatIssues, ResultRowSchema, type ResultRow } from './spec';
 
 /**
  * The result store: an append-only JSONL file, one finished run per line. Only one process writes a
  * given store at a time (the grid's parent; workers hand results over IPC), each line goes down in a
  * single write() followed by fsync, so a crash can at worst leave one torn line at the end. Shards
- * written on different machines merge by plain concatenation: readers dedupe by hash.
+ * written on different machines merge by plain concatenation: readers dedupe by identity (rowHash:
+ * spec, model fingerprint, resolved recipe, engine numerics; the `hash` of every row written since
+ * identities exist, computed from the fields of older rows).
  */
 
 /** The path the CLI uses when --results is not given. */
 export const DEFAULT_RESULTS_FILE = 'data/results/results.jsonl';
 
 export interface ReadResultsOutcome {
-  /** Valid rows, first occurrence of each hash, in file order. */
+  /** Valid rows, first occurrence of each identity, in file order. */
   rows: ResultRow[];
   /** Lines that are not JSON at all: a write cut short by a crash (or a hand edit gone wrong). */
   torn: number;
   /** Lines that are JSON but not a result row (1-based line numbers). */
   invalid: Array<{ line: number; error: string }>;
-  /** Valid rows dropped because an earlier line has the same hash. */
+  /** Valid rows dropped because an earlier line has the same identity. */
   duplicates: number;
 }
 
@@ -98,11 +101,12 @@ export function readResults(file: string): ReadResultsOutcome {
       outcome.invalid.push({ line: i + 1, error: formatIssues(parsed.error) });
       continue;
     }
-    if (seen.has(parsed.data.hash)) {
+    const identity = rowHash(parsed.data);
+    if (seen.has(identity)) {
       outcome.duplicates++;
       continue;
     }
-    seen.add(parsed.data.hash);
+    seen.add(identity);
     outcome.rows.push(parsed.data);
   }
   return outcome;

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
 import type { ParamMap } from './names';
-import { additiveMask, DropoutSeeds, gelu, layerNorm, linear, param, selfAttention } from './layers';
+import { embeddingsFused } from '../backend/fused';
+import { fusedNative } from '../backend/native/state';
+import { additiveMask, attentionBlock, DropoutSeeds, feedForwardBlock, layerNorm, param, type LayerNames } from './layers';
 
 /**
  * The BERT and DistilBERT encoders (Hugging Face modeling_bert / modeling_distilbert, eval and train
@@ -29,14 +31,6 @@ export interface EncoderOutput {
   /** The embedding output, then the output of each layer: numLayers + 1 tensors [batch, seq, hidden]. */
   hiddenStates: tf.Tensor3D[];
   lastHiddenState: tf.Tensor3D;
-}
-
-interface LayerNames {
-  attention: { query: string; key: string; value: string; output: string };
-  attentionNorm: string;
-  ffnIn: string;
-  ffnOut: string;
-  outputNorm: string;
 }
 
 function layerNames(config: ModelConfig, i: number): LayerNames {
@@ -75,6 +69,18 @@ function embeddings(config: ModelConfig, params: ParamMap, inputs: EncoderInputs
   if (t > config.maxPositions) {
     throw new Error(`sequence length ${t} exceeds max_position_embeddings ${config.maxPositions}`);
   }
+  const native = fusedNative();
+  if (native) {
+    const hasTypes = config.modelType === 'bert' && config.typeVocabSize > 0;
+    const hidden = dropout.next(config.hiddenDropout, training);
+    return embeddingsFused(
+      native, inputs.inputIds, hasTypes ? inputs.tokenTypeIds : undefined,
+      param(params, `${prefix}.word_embeddings.weight`), param(params, `${prefix}.position_embeddings.weight`),
+      hasTypes ? param(params, `${prefix}.token_type_embeddings.weight`) : undefined,
+      { weight: param(params, `${prefix}.LayerNorm.weight`), bias: param(params, `${prefix}.LayerNorm.bias`) },
+      { eps: config.layerNormEps, hiddenDropout: hidden.rate, hiddenSeed: hidden.seed },
+    );
+  }
   const flatIds = inputs.inputIds.reshape([-1]).toInt();
   let x = tf.gather(param(params, `${prefix}.word_embeddings.weight`), flatIds).reshape([b, t, config.hiddenSize]);
   const positions = tf.gather(param(params, `${prefix}.position_embeddings.weight`), tf.range(0, t, 1, 'int32'));
@@ -99,13 +105,9 @@ export function encoderLayer(
   training: boolean,
 ): tf.Tensor3D {
   const n = layerNames(config, i);
-  const eps = config.layerNormEps;
-  let attended = selfAttention(params, n.attention, x, mask, config.numHeads, config.attentionDropout, dropout, training);
-  attended = dropout.apply(attended, config.hiddenDropout, training) as tf.Tensor3D;
-  const h = layerNorm(params, n.attentionNorm, attended.add(x), eps);
-  let ffn = linear(params, n.ffnOut, gelu(linear(params, n.ffnIn, h)));
-  ffn = dropout.apply(ffn, config.hiddenDropout, training);
-  return layerNorm(params, n.outputNorm, ffn.add(h), eps) as tf.Tensor3D;
+  const block = { numHeads: config.numHeads, layerNormEps: config.layerNormEps, hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout };
+  const h = attentionBlock(params, n, x, mask, block, dropout, training);
+  return feedForwardBlock(params, n, h, block, dropout, training);
 }
 
 /** The encoder forward pass. Call inside tf.tidy (or dispose the outputs). */

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
 import type { HeadKind, ParamMap } from './names';
-import { DropoutSeeds, gelu, layerNorm, linear, param } from './layers';
+import { denseGelu, DropoutSeeds, layerNorm, linear, param } from './layers';
 import { encode, prefixOf, type EncoderInputs, type ForwardOptions } from './encoder';
 
 /** BERT's pooler: tanh(dense(hidden state of [CLS])). */
@@ -39,10 +39,10 @@ export function classifierLogits(
 export function mlmLogits(config: ModelConfig, params: ParamMap, hidden: tf.Tensor2D): tf.Tensor2D {
   const words = param(params, `${prefixOf(config)}.embeddings.word_embeddings.weight`) as tf.Tensor2D;
   if (config.modelType === 'bert') {
-    const t = layerNorm(params, 'cls.predictions.transform.LayerNorm', gelu(linear(params, 'cls.predictions.transform.dense', hidden)), config.layerNormEps);
+    const t = layerNorm(params, 'cls.predictions.transform.LayerNorm', denseGelu(params, 'cls.predictions.transform.dense', hidden), config.layerNormEps);
     return tf.matMul(t as tf.Tensor2D, words, false, true).add(param(params, 'cls.predictions.bias'));
   }
-  const t = layerNorm(params, 'vocab_layer_norm', gelu(linear(params, 'vocab_transform', hidden)), 1e-12);
+  const t = layerNorm(params, 'vocab_layer_norm', denseGelu(params, 'vocab_transform', hidden), 1e-12);
   return tf.matMul(t as tf.Tensor2D, words, false, true).add(param(params, 'vocab_projector.bias'));
 }
 

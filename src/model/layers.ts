@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ParamMap } from './names';
+import { attentionBlockFused, denseGeluFused, feedForwardBlockFused, layerNormFused } from '../backend/fused';
+import { fusedNative } from '../backend/native/state';
 
 /**
  * The building blocks shared by BERT and DistilBERT, as plain functions over named parameters
@@ -23,6 +25,8 @@ export function linear(params: ParamMap, name: string, x: tf.Tensor): tf.Tensor 
 }
 
 export function layerNorm(params: ParamMap, name: string, x: tf.Tensor, eps: number): tf.Tensor {
+  const native = fusedNative();
+  if (native) return layerNormFused(native, x, param(params, `${name}.weight`), param(params, `${name}.bias`), eps);
   const axis = x.shape.length - 1;
   const mean = x.mean(axis, true);
   const centred = x.sub(mean);
@@ -40,6 +44,13 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return x.mul(0.5).mul(tf.erf(x.mul(SQRT1_2)).add(1));
 }
 
+/** GELU(linear(x)): BertIntermediate and the MLM head's transform. */
+export function denseGelu(params: ParamMap, name: string, x: tf.Tensor): tf.Tensor {
+  const native = fusedNative();
+  if (native) return denseGeluFused(native, x, param(params, `${name}.weight`), param(params, `${name}.bias`));
+  return gelu(linear(params, name, x));
+}
+
 /**
  * Dropout with an explicit seed. Each call site takes the next seed from a counter so a forward pass
  * is reproducible given its starting seed, and no two sites share a mask.
@@ -51,6 +62,15 @@ export class DropoutSeeds {
     if (!training || rate <= 0) return x;
     const seed = this.base === undefined ? undefined : (this.base + 7919 * ++this.counter) % 2147483647;
     return tf.dropout(x, rate, undefined, seed);
+  }
+  /**
+   * The rate and seed a fused op's dropout uses (rate 0 outside training): the same counter, so a forward
+   * pass is reproducible from its starting seed on the native engine too.
+   */
+  next(rate: number, training: boolean): { rate: number; seed: number } {
+    if (!training || rate <= 0) return { rate: 0, seed: 0 };
+    const seed = this.base === undefined ? Math.floor(Math.random() * 2147483647) : (this.base + 7919 * ++this.counter) % 2147483647;
+    return { rate, seed };
   }
 }
 
@@ -99,4 +119,73 @@ export function selfAttention(
     .transpose([0, 2, 1, 3])
     .reshape([b, t, h]);
   return linear(params, names.output, context) as tf.Tensor3D;
+}
+
+/** Names of one encoder layer's parameters (prefixes, without .weight/.bias). */
+export interface LayerNames {
+  attention: AttentionNames;
+  attentionNorm: string;
+  ffnIn: string;
+  ffnOut: string;
+  outputNorm: string;
+}
+
+export interface BlockConfig {
+  numHeads: number;
+  layerNormEps: number;
+  hiddenDropout: number;
+  attentionDropout: number;
+}
+
+const linearOf = (params: ParamMap, name: string) => ({ weight: param(params, `${name}.weight`), bias: param(params, `${name}.bias`) });
+
+/** BertAttention: LayerNorm(x + dropout(self-attention(x))). */
+export function attentionBlock(
+  params: ParamMap,
+  n: LayerNames,
+  x: tf.Tensor3D,
+  mask: tf.Tensor4D,
+  config: BlockConfig,
+  dropout: DropoutSeeds,
+  training: boolean,
+): tf.Tensor3D {
+  const native = fusedNative();
+  if (native) {
+    const attention = dropout.next(config.attentionDropout, training);
+    const hidden = dropout.next(config.hiddenDropout, training);
+    return attentionBlockFused(
+      native, x, mask,
+      linearOf(params, n.attention.query), linearOf(params, n.attention.key), linearOf(params, n.attention.value),
+      linearOf(params, n.attention.output), linearOf(params, n.attentionNorm),
+      {
+        numHeads: config.numHeads, eps: config.layerNormEps,
+        attentionDropout: attention.rate, attentionSeed: attention.seed,
+        hiddenDropout: hidden.rate, hiddenSeed: hidden.seed,
+      },
+    );
+  }
+  let attended = selfAttention(params, n.attention, x, mask, config.numHeads, config.attentionDropout, dropout, training);
+  attended = dropout.apply(attended, config.hiddenDropout, training) as tf.Tensor3D;
+  return layerNorm(params, n.attentionNorm, attended.add(x), config.layerNormEps) as tf.Tensor3D;
+}
+
+/** BertIntermediate + BertOutput: LayerNorm(h + dropout(dense(GELU(dense(h))))). */
+export function feedForwardBlock(
+  params: ParamMap,
+  n: LayerNames,
+  h: tf.Tensor3D,
+  config: BlockConfig,
+  dropout: DropoutSeeds,
+  training: boolean,
+): tf.Tensor3D {
+  const native = fusedNative();
+  if (native) {
+    const hidden = dropout.next(config.hiddenDropout, training);
+    return feedForwardBlockFused(native, h, linearOf(params, n.ffnIn), linearOf(params, n.ffnOut), linearOf(params, n.outputNorm), {
+      eps: config.layerNormEps, hiddenDropout: hidden.rate, hiddenSeed: hidden.seed,
+    });
+  }
+  let ffn = linear(params, n.ffnOut, denseGelu(params, n.ffnIn, h));
+  ffn = dropout.apply(ffn, config.hiddenDropout, training);
+  return layerNorm(params, n.outputNorm, ffn.add(h), config.layerNormEps) as tf.Tensor3D;
 }

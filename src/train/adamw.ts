@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import type { NativeAddon } from '../backend/native/addon';
+import { allocate, heapBuffer, offsetOf, refCount } from '../backend/native/heap';
+import { fusedNative } from '../backend/native/state';
 
 /**
  * AdamW with torch.optim.AdamW semantics (decoupled weight decay, Loshchilov & Hutter), the
@@ -36,8 +39,11 @@ export interface AdamWState {
 }
 
 export interface AdamW {
-  /** One update from these gradients; names without a gradient are left alone. Does not dispose `grads`. */
-  step(grads: Map<string, tf.Tensor>, lr?: number): void;
+  /**
+   * One update from these gradients times `gradScale` (the clipping coefficient); names without a
+   * gradient are left alone. Does not dispose `grads`.
+   */
+  step(grads: Map<string, tf.Tensor>, lr?: number, gradScale?: number): void;
   /** Number of steps taken so far. */
   readonly iterations: number;
   state(): AdamWState;
@@ -71,7 +77,7 @@ export function createAdamW(variables: Map<string, tf.Variable>, options: AdamWO
     get iterations() {
       return t;
     },
-    step(grads, lr = options.learningRate) {
+    step(grads, lr = options.learningRate, gradScale = 1) {
       if (lr === undefined || !Number.isFinite(lr)) throw new Error(`AdamW: learning rate ${lr} is not a finite number`);
       for (const [name, g] of grads) {
         const p = variable(name);
@@ -83,7 +89,17 @@ export function createAdamW(variables: Map<string, tf.Variable>, options: AdamWO
       const bc1 = 1 - beta1 ** t;
       const invSqrtBc2 = 1 / Math.sqrt(1 - beta2 ** t);
       const stepSize = lr / bc1;
-      for (const [name, g] of grads) {
+      const native = fusedNative();
+      if (native) {
+        for (const [name, g] of grads) {
+          const p = variable(name);
+          const keepFactor = decay(name) ? 1 - lr * weightDecay : 1;
+          nativeUpdate(native, p, g, m, v, name, { beta1, beta2, epsilon, keepFactor, stepSize, invSqrtBc2, gradScale });
+        }
+        return;
+      }
+      for (const [name, g0] of grads) {
+        const g = gradScale === 1 ? g0 : tf.tidy(() => g0.mul(gradScale));
         const p = variable(name);
         const keepFactor = decay(name) ? 1 - lr * weightDecay : 1;
         const oldM = m.get(name);
@@ -101,6 +117,7 @@ export function createAdamW(variables: Map<string, tf.Variable>, options: AdamWO
         oldV?.dispose();
         m.set(name, newM);
         v.set(name, newV);
+        if (g !== g0) g.dispose();
       }
     },
     state() {
@@ -143,17 +160,79 @@ export function createAdamW(variables: Map<string, tf.Variable>, options: AdamWO
 }
 
 /**
+ * One AdamW update in place on the wasm heap: the parameter, its moments and the gradient are read and
+ * written by one native call (instead of ~10 TF.js ops per tensor). A variable that shares its data
+ * with another tensor (the tensor it was made from, a snapshot) gets its own copy first, so the update
+ * never shows through anything else.
+ */
+function nativeUpdate(
+  native: NativeAddon,
+  p: tf.Variable,
+  g: tf.Tensor,
+  m: Map<string, tf.Tensor>,
+  v: Map<string, tf.Tensor>,
+  name: string,
+  o: { beta1: number; beta2: number; epsilon: number; keepFactor: number; stepSize: number; invSqrtBc2: number; gradScale: number },
+): void {
+  if (refCount(p) > 1) {
+    // A real copy: tf.clone shares data on the native engine.
+    const own = allocate(p.shape);
+    const heap = new Float32Array(heapBuffer());
+    const from = offsetOf(p) / 4;
+    heap.copyWithin(offsetOf(own) / 4, from, from + p.size);
+    p.assign(own);
+    own.dispose();
+  }
+  let mt = m.get(name);
+  let vt = v.get(name);
+  const first = !mt || !vt;
+  if (!mt || !vt) {
+    mt?.dispose();
+    vt?.dispose();
+    mt = tf.keep(allocate(p.shape));
+    vt = tf.keep(allocate(p.shape));
+    m.set(name, mt);
+    v.set(name, vt);
+  }
+  native.adamw(
+    heapBuffer(), offsetOf(p), offsetOf(mt), offsetOf(vt), offsetOf(g), p.size,
+    o.beta1, o.beta2, o.epsilon, o.keepFactor, o.stepSize, o.invSqrtBc2, o.gradScale, first ? 1 : 0,
+  );
+}
+
+/**
+ * The global L2 norm over all gradients, as torch.nn.utils.clip_grad_norm_ computes it: on the native
+ * engine one pass per tensor summed in double in map order, else TF.js's graph.
+ */
+export function globalGradNorm(grads: Map<string, tf.Tensor>): number {
+  if (grads.size === 0) return 0;
+  const native = fusedNative();
+  if (native) {
+    let sum = 0;
+    for (const g of grads.values()) sum += native.sumSquares(heapBuffer(), offsetOf(g), g.size);
+    return Math.sqrt(sum);
+  }
+  const normTensor = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt());
+  const norm = normTensor.dataSync()[0];
+  normTensor.dispose();
+  return norm;
+}
+
+/** clip_grad_norm_'s scale: min(1, maxNorm / (norm + 1e-6)); maxNorm <= 0 means no clipping. */
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  return maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
+}
+
+/**
  * torch.nn.utils.clip_grad_norm_: the global L2 norm over all gradients, and gradients scaled by
  * min(1, maxNorm / (norm + 1e-6)). Returns new tensors (clones when nothing is scaled) so the caller
  * disposes input and output the same way either way; the input is not disposed.
  */
 export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: number } {
   if (grads.size === 0) return { grads: new Map(), norm: 0 };
-  const normTensor = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt());
-  const norm = normTensor.dataSync()[0];
-  normTensor.dispose();
+  const norm = globalGradNorm(grads);
   // maxNorm <= 0 means no clipping (Hugging Face's max_grad_norm = 0); the norm is still reported.
-  const coef = maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
+  const coef = clipCoefficient(norm, maxNorm);
   const out = new Map<string, tf.Tensor>();
   for (const [name, g] of grads) out.set(name, coef < 1 ? tf.tidy(() => g.mul(coef)) : tf.clone(g));
   return { grads: out, norm };

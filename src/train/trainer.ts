@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ParamMap } from '../model/names';
-import { clipByGlobalNorm, createAdamW } from './adamw';
+import { clipCoefficient, createAdamW, globalGradNorm } from './adamw';
 
 /**
  * What fine-tuning and pretraining share: trainable copies of the parameters, gradients accumulated
@@ -82,15 +82,12 @@ export function trainStep(
   }
   if (!accumulated) throw new Error('trainStep needs at least one micro-batch');
   let gradNorm = NaN;
-  let clipped = accumulated;
   if (Number.isFinite(loss)) {
-    const result = clipByGlobalNorm(accumulated, options.maxGradNorm);
-    gradNorm = result.norm;
-    clipped = result.grads;
-    if (Number.isFinite(gradNorm)) trainable.optimizer.step(clipped, options.learningRate);
+    gradNorm = globalGradNorm(accumulated);
+    // Clipping scales the gradients inside the update (torch's clip_grad_norm_ then step), without copies.
+    if (Number.isFinite(gradNorm)) trainable.optimizer.step(accumulated, options.learningRate, clipCoefficient(gradNorm, options.maxGradNorm));
   }
-  // Clipping may hand back the same tensors when nothing was clipped: dispose each tensor once.
-  for (const g of new Set([...accumulated.values(), ...clipped.values()])) g.dispose();
+  for (const g of accumulated.values()) g.dispose();
   return { loss, gradNorm };
 }
 

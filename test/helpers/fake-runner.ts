@@ -3,11 +3,16 @@
  * a short sleep, accuracy derived from the spec so reruns agree. Failure injection for grid tests
  * through FAKE_RUNNER_FAIL = JSON of one or a list of { seed, kind: 'crash' | 'crash-once' | 'throw' |
  * 'user-error', markerDir? } (crash-once leaves a marker file in markerDir to crash only once).
+ * Its rows carry the identity the spec runs under in the worker, computed by the real code
+ * (src/experiment/identity.ts: the model directory's fingerprint, the resolved recipe, this
+ * process's engine numerics, or FAKE_RUNNER_NUMERICS to stand in for another engine), and record the
+ * HEALING_THREADS the worker was given.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../src/errors';
 import { specHash } from '../../src/experiment/hash';
+import { createIdentityResolver, identityHash, type IdentityResolver } from '../../src/experiment/identity';
 import { provenance } from '../../src/experiment/provenance';
 import { ExperimentSpecSchema, specLabel, type ExperimentSpec, type ExperimentSpecInput, type ResultRow } from '../../src/experiment/spec';
 import type { RunProgress } from '../../src/experiment/worker';
@@ -44,6 +49,21 @@ export function fakeRow(input: ExperimentSpecInput, accuracy?: number, extra: Pa
   };
 }
 
+/**
+ * The row a run of `input` records: fakeRow with the identity the spec runs under now (the model's
+ * fingerprint, the resolved recipe, the engine's numerics), hashed as the real runner hashes it.
+ */
+export async function fakeRunRow(input: ExperimentSpecInput, resolve: IdentityResolver = createIdentityResolver(), accuracy?: number): Promise<ResultRow> {
+  const identity = await resolve(input);
+  return {
+    ...fakeRow(identity.spec, accuracy),
+    hash: identityHash(identity),
+    recipe: { ...identity.recipe },
+    modelFingerprint: identity.modelFingerprint,
+    numerics: identity.numerics,
+  };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runExperiment(spec: ExperimentSpec, options: { onProgress?: (p: RunProgress) => void } = {}): Promise<ResultRow> {
@@ -69,11 +89,13 @@ export async function runExperiment(spec: ExperimentSpec, options: { onProgress?
     await sleep(ms / total);
     options.onProgress?.({ phase: 'train', step, totalSteps: total, loss: 1 / step });
   }
-  const row = fakeRow(spec);
+  const numerics = process.env.FAKE_RUNNER_NUMERICS;
+  const row = await fakeRunRow(spec, createIdentityResolver(numerics ? { numerics } : {}));
   return {
     ...row,
     timings: { ...row.timings, startedAt: started.toISOString(), finishedAt: new Date().toISOString(), seconds: (Date.now() - started.getTime()) / 1000 },
     provenance: await provenance({ backend: 'fake' }),
     workerPid: process.pid,
+    workerThreads: process.env.HEALING_THREADS ?? null,
   };
 }

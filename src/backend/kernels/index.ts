@@ -5,6 +5,8 @@ import { gradientFixes } from './gradients';
 import { unsortedSegmentSumCpuConfig, unsortedSegmentSumWasmConfig } from './unsorted_segment_sum';
 import { wasmBatchMatMulConfig } from './wasm_batch_mat_mul';
 import { wasmStridedSliceConfig } from './wasm_strided_slice';
+import type { NativeAddon } from '../native/addon';
+import { nativeBatchMatMulConfig } from '../native/batch_mat_mul';
 
 /** The kernels this project replaces or adds, by kernel name and backend. */
 export interface KernelFix {
@@ -52,6 +54,27 @@ export function registerKernelFixes(): void {
   replace(wasmStridedSliceConfig(stockStridedSlice));
   for (const config of gradientFixes()) tf.registerGradient(config);
   registered = true;
+}
+
+/**
+ * Puts the native addon's kernels over the wasm ones (after registerKernelFixes): BatchMatMul on BLAS,
+ * with the XNNPACK fix kept as the fallback for what BLAS does not take (non-float32); and an Identity
+ * that shares its input's data, as the cpu backend's does. TF.js clones every tensor a fused op saves
+ * for its backward pass, and the stock wasm Identity copies (128 copies per training step of the
+ * reference model). Sharing is safe: wasm data is reference-counted and nothing writes into a tensor in
+ * place except the fused AdamW, which copies a variable whose data is shared first.
+ */
+export function registerNativeKernels(addon: NativeAddon): void {
+  registerKernelFixes();
+  const fixed = wasmBatchMatMulConfig(stockKernels.get(key(tf.BatchMatMul, 'wasm'))!);
+  replace(nativeBatchMatMulConfig(addon, fixed));
+  replace({ kernelName: tf.Identity, backendName: 'wasm', kernelFunc: sharingIdentity as unknown as tf.KernelFunc });
+}
+
+function sharingIdentity({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend }): tf.TensorInfo {
+  const { x } = inputs as { x: tf.TensorInfo };
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
 /**

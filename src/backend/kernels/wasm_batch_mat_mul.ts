@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { broadcastPairs } from './broadcast';
 
 /**
  * A BatchMatMul for the wasm backend that always lands on XNNPACK.
@@ -87,31 +88,6 @@ function transposeLastTwo(backend: BackendWasm, x: tf.TensorInfo): tf.TensorInfo
   return kernel.kernelFunc({ inputs: { x }, backend, attrs: { perm } }) as tf.TensorInfo;
 }
 
-/** For each output batch index, the batch index of a and of b under numpy broadcasting of the outer dims. */
-function batchIndices(outerA: number[], outerB: number[], outerOut: number[]): Array<[number, number]> {
-  const rank = outerOut.length;
-  const padA = [...Array(rank - outerA.length).fill(1), ...outerA];
-  const padB = [...Array(rank - outerB.length).fill(1), ...outerB];
-  const total = tf.util.sizeFromShape(outerOut);
-  const pairs: Array<[number, number]> = [];
-  const coord = new Array(rank).fill(0);
-  for (let flat = 0; flat < total; flat++) {
-    let rest = flat;
-    for (let d = rank - 1; d >= 0; d--) {
-      coord[d] = rest % outerOut[d];
-      rest = Math.floor(rest / outerOut[d]);
-    }
-    let ia = 0;
-    let ib = 0;
-    for (let d = 0; d < rank; d++) {
-      ia = ia * padA[d] + (padA[d] === 1 ? 0 : coord[d]);
-      ib = ib * padB[d] + (padB[d] === 1 ? 0 : coord[d]);
-    }
-    pairs.push([ia, ib]);
-  }
-  return pairs;
-}
-
 function batchMatMul(args: KernelArgs): tf.TensorInfo {
   const backend = args.backend as unknown as BackendWasm;
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -157,7 +133,7 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
       const aShape = shapeBytes([1, m, k]);
       const bShape = shapeBytes([1, k, n]);
       const aViews = new Map<number, number>();
-      const pairs = batchIndices(outerA, outerB, outerOut);
+      const pairs = broadcastPairs(outerA, outerB, outerOut);
       try {
         for (let i = 0; i < batchOut; i++) {
           const [ia, ib] = pairs[i];
