@@ -14,6 +14,7 @@ import { disposeParams, parameterLayout, type ParamMap } from '../src/model/name
 import { fineTune, type EncodedSplit, type Recipe } from '../src/train/finetune';
 import { crossEntropy, disposeTrainable, makeTrainable, trainStep } from '../src/train/trainer';
 import { runExperiment } from '../src/experiment/run';
+import { activeNative, withoutFusedOps } from '../src/backend/native/state';
 import { ExperimentSpecSchema, ResultRowSchema } from '../src/experiment/spec';
 import { makeTinyModel, sentimentExamples, writeJsonl, type Example, type TinyModel } from './helpers/tiny-model';
 
@@ -274,4 +275,32 @@ test('runExperiment: a corrupted run on the tiny model gives a valid result row 
   assert.ok(ResultRowSchema.safeParse(clean).success);
   assert.equal(clean.corruption, undefined);
   assert.notEqual(clean.hash, row.hash, 'the corruption is part of the identity');
+});
+
+test('on the native engine, fine-tuning reaches the accuracy of the TF.js graph within seed noise', { skip: !activeNative() && 'native kernels are off' }, async () => {
+  const { config, params } = await classifier();
+  // Few enough steps that the task is not solved perfectly, so the comparison is not between two ceilings.
+  const hardTrain = encodeExamples(sentimentExamples(96, 5));
+  const hardEval = encodeExamples(sentimentExamples(200, 6));
+  const run = (seed: number) =>
+    fineTune({ config, params, numLabels: 2, train: hardTrain, eval: hardEval, recipe: { ...recipe, epochs: 3 }, seed, padId: tiny.tokenizer.padId, progressBar: false });
+  try {
+    const seeds = [0, 1, 2];
+    const fused: number[] = [];
+    const graph: number[] = [];
+    for (const seed of seeds) {
+      fused.push((await run(seed)).epochs.at(-1)!.eval.accuracy);
+      graph.push((await withoutFusedOps(() => run(seed))).epochs.at(-1)!.eval.accuracy);
+    }
+    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const sd = (xs: number[]) => Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
+    const noise = Math.max(sd(fused), sd(graph), 0.025);
+    assert.ok(
+      Math.abs(mean(fused) - mean(graph)) <= 2 * noise,
+      `native ${fused.join(', ')} vs TF.js graph ${graph.join(', ')}: means differ by more than twice the seed noise (${noise.toFixed(3)})`,
+    );
+    assert.ok(mean(fused) > 0.6, `the native engine learns the task (${fused.join(', ')})`);
+  } finally {
+    disposeParams(params);
+  }
 });

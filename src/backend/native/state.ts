@@ -27,13 +27,23 @@ export function fusedNative(): NativeAddon | undefined {
 
 /**
  * Runs fn with the model and optimizer on their unfused TF.js paths (native BatchMatMul stays on): for
- * tests and benchmarks that compare a fused op with the graph it replaces.
+ * tests and benchmarks that compare a fused op with the graph it replaces. An async fn keeps the
+ * unfused paths until its promise settles (do not interleave it with fused work meanwhile).
  */
 export function withoutFusedOps<T>(fn: () => T): T {
   fusedOff++;
+  let result: T;
   try {
-    return fn();
-  } finally {
+    result = fn();
+  } catch (error) {
     fusedOff--;
+    throw error;
   }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      fusedOff--;
+    }) as T;
+  }
+  fusedOff--;
+  return result;
 }
