@@ -222,6 +222,42 @@ test('healing finetune then healing evaluate on its --out reproduces the accurac
   assert.deepEqual(metrics.confusion, lastEpoch.eval.confusion);
 });
 
+test('commands that write a directory never destroy what the user did not ask to replace', async () => {
+  const tiny = await makeTinyModel(join(work, 'tiny-guard'));
+  const train = await writeJsonl(join(work, 'guard-train.jsonl'), sentimentExamples(16, 1));
+  const evalFile = await writeJsonl(join(work, 'guard-eval.jsonl'), sentimentExamples(8, 2));
+  const modelFiles = async () => (await readFile(join(tiny.dir, 'model.safetensors'))).length;
+  const size = await modelFiles();
+  // finetune --out on a folder with the user's files: refused before any training, the file kept.
+  const thesis = join(work, 'thesis');
+  await mkdir(thesis, { recursive: true });
+  await writeFile(join(thesis, 'thesis.txt'), 'three years of work');
+  const base = ['finetune', '--model', tiny.dir, '--train', train, '--eval', evalFile, '--epochs', '1', '--batch-size', '8', '--max-length', '16'];
+  const refused = await healing([...base, '--out', thesis]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^healing: --out .*thesis: already exists and is not empty \(pass --force to replace it\)\n$/);
+  assert.equal(await readFile(join(thesis, 'thesis.txt'), 'utf8'), 'three years of work');
+  // --out equal to --model, or a parent of it: refused even with --force; the model untouched.
+  for (const target of [tiny.dir, join(tiny.dir, '..')]) {
+    for (const cmd of [[...base, '--force', '--out', target], ['corrupt', '--model', tiny.dir, '--layers', 'bottom:1', '--force', '--out', target]]) {
+      const run = await healing(cmd);
+      assert.equal(run.code, 1, `${cmd[0]} --out ${target}: ${run.stderr}`);
+      assert.match(run.stderr, /--out .*: (is|contains) the --model directory/);
+      assert.equal(await modelFiles(), size, 'the model is intact');
+    }
+  }
+  // An --out that is a file, and a --results that is a directory: refused at start, not after the run.
+  const file = join(work, 'a-file');
+  await writeFile(file, 'x');
+  const onFile = await healing([...base, '--out', file]);
+  assert.equal(onFile.code, 1);
+  assert.match(onFile.stderr, /--out .*a-file: exists and is not a directory/);
+  const onDir = await healing([...base, '--results', thesis]);
+  assert.equal(onDir.code, 1);
+  assert.match(onDir.stderr, /--results .*thesis: is a directory, not a file/);
+  assert.doesNotMatch(onDir.stderr, /^epoch/m, 'nothing was trained');
+});
+
 test('healing pretrain: an invalid argument is one line naming the flag and value, and creates nothing', async () => {
   const out = join(work, 'pretrain-never');
   const r = await healing(['pretrain', '--out', out, '--vocab-size', '50']);

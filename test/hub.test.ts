@@ -13,7 +13,9 @@ import {
   repoCacheDir,
   resolveModel,
   HubEntryNotFoundError,
+  checkRevision,
 } from '../src/io/hub';
+import { downloadDataset } from '../src/data/parquet';
 import { closedPort, startHubServer, type HubServer } from './helpers/hub-server';
 
 const REPO = 'tiny-org/tiny-bert';
@@ -229,4 +231,17 @@ test('onProgress reports monotone byte counts up to the size', async () => {
   });
   assert.equal(seen.at(-1), weights.length);
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1]);
+});
+
+test('a revision that would leave the cache is refused before any request or write', async () => {
+  const outside = join(work, 'outside');
+  for (const revision of ['../../../../outside', '/etc', 'a/../../b', 'main\\..\\x', '.hidden', 'a//b', 'x\nname']) {
+    await assert.rejects(downloadModel(REPO, { revision }), (error: unknown) => error instanceof UserError && /--revision .*not a branch, tag or commit/.test(error.message), revision);
+    await assert.rejects(downloadDataset('sst2', { dataDir: join(work, 'datasets'), revision }), (error: unknown) => error instanceof UserError && /--revision/.test(error.message), `dataset ${revision}`);
+  }
+  assert.equal(server.requests.length, 0, 'no request was made');
+  assert.equal(existsSync(outside), false, 'nothing written outside the cache');
+  assert.equal(existsSync(join(cache, 'hub')), false, 'nothing written in the cache either');
+  // What huggingface_hub accepts still works: branches with slashes, hub PR refs, tags, full commits.
+  for (const ok of ['main', 'v1.0', 'feature/x', 'refs/pr/3', 'a'.repeat(40)]) checkRevision(ok);
 });

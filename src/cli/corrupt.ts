@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
-import { readdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { initEngine } from '../backend/engine';
 import { corrupt, parseCorruptionSpec, MODES, COMPONENTS, type CorruptionReport } from '../corruption';
 import { resolveModelDir } from '../io/models';
 import { UserError } from '../errors';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint';
+import { checkOutputDir } from '../io/output-dir';
 import { disposeParams, type HeadKind } from '../model/names';
 
 export interface CorruptCommandOptions {
@@ -34,14 +33,6 @@ function parseSeed(text: string | undefined): number {
   return Number(text);
 }
 
-async function nonEmptyDir(path: string): Promise<boolean> {
-  try {
-    return (await readdir(path)).length > 0;
-  } catch {
-    return false;
-  }
-}
-
 /** A fixed-width table of the touched tensors, for people; the JSON report is for programs. */
 export function formatCorruptionTable(report: CorruptionReport): string {
   const num = (x: number) => (x === 0 ? '0' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(3));
@@ -65,12 +56,8 @@ export async function runCorrupt(options: CorruptCommandOptions, log: (text: str
   // Validate the flags that don't depend on the model before reading (or downloading) a checkpoint.
   parseCorruptionSpec(options);
   const modelDir = await resolveModelDir(options.model);
-  const outDir = resolve(options.out);
-  // The pretrained model is the baseline of every experiment: never replace it with a corrupted copy.
-  if (outDir === modelDir) throw new UserError(`--out ${options.out}: is the --model directory; choose another directory`);
-  if (!options.force && (await nonEmptyDir(outDir))) {
-    throw new UserError(`--out ${options.out}: already exists and is not empty (pass --force to replace it)`);
-  }
+  // The pretrained model is the baseline of every experiment: never replace it (or a folder holding it).
+  const outDir = await checkOutputDir(options.out, { flag: '--out', inputs: [{ flag: '--model', dir: modelDir }], force: options.force });
   await initEngine();
   const checkpoint = await loadCheckpoint(modelDir, head ? { head } : {});
   let corrupted: ReturnType<typeof corrupt> | undefined;

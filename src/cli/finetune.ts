@@ -6,6 +6,8 @@ import { appendResult } from '../experiment/store';
 import { runExperimentDetailed } from '../experiment/run';
 import { UserError } from '../errors';
 import { int, num, printJson } from './options';
+import { resolveModelDir } from '../io/models';
+import { checkOutputDir, checkWritableFile } from '../io/output-dir';
 
 /** Recipe flags shared by finetune and the spec they build; absent flags keep the spec defaults. */
 function recipeFrom(o: Record<string, string | undefined>): ExperimentSpecInput['recipe'] {
@@ -48,7 +50,8 @@ export function register(program: Command): void {
     .option('--max-grad-norm <x>', 'global gradient-norm clipping (default 1.0)')
     .option('--seed <n>', 'seed for head init, corruption, sampling, shuffling and dropout', '0')
     .option('--data-dir <dir>', 'datasets directory (default $HEALING_DATA_DIR or ./data/datasets)')
-    .option('--out <dir>', 'save the fine-tuned checkpoint here')
+    .option('--out <dir>', 'save the fine-tuned checkpoint here (a new or empty directory)')
+    .option('--force', 'replace a non-empty --out (never the --model directory or one containing it)')
     .option('--results <file>', 'also append the result row to this result store')
     .action(async (o) => {
       const input: ExperimentSpecInput = {
@@ -79,6 +82,12 @@ export function register(program: Command): void {
       if (!o.corrupt && (o.components || o.mode || o.ratio || o.fraction)) throw new UserError('--components, --mode, --ratio and --fraction need --corrupt');
       const parsed = ExperimentSpecSchema.safeParse(input);
       if (!parsed.success) throw new UserError(`invalid options: ${formatIssues(parsed.error)}`);
+      // Where the results go is checked before the run, not after it.
+      if (o.out) {
+        const modelDir = await resolveModelDir(parsed.data.model);
+        await checkOutputDir(o.out, { flag: '--out', inputs: [{ flag: '--model', dir: modelDir }], force: Boolean(o.force) });
+      }
+      if (o.results) await checkWritableFile(o.results, '--results');
       const { row, model, finetuned } = await runExperimentDetailed(parsed.data, { dataDir: o.dataDir, keepParams: Boolean(o.out) });
       disposeParams(model.params);
       if (o.out && finetuned?.params) {

@@ -4,6 +4,7 @@ import { UserError } from '../errors';
 import { PretrainArgsSchema, pretrain, type PretrainArgs } from '../train/pretrain';
 import { exportPretrainedModel } from '../train/model-card';
 import { int, num, printJson } from './options';
+import { checkOutputDir } from '../io/output-dir';
 
 /** The flag that sets each argument, for error messages. */
 const flagOf = (key: string): string => (key === 'learningRate' ? '--lr' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
@@ -42,8 +43,11 @@ export function register(program: Command): void {
     .option('--data-dir <dir>', 'datasets directory for --corpus datasets (default $HEALING_DATA_DIR)')
     .option('--resume', 'continue the run in --out from its last snapshot')
     .option('--max-steps <n>', 'stop after this many steps in this invocation (resume later)')
-    .option('--export <dir>', 'when finished, write the final model (fp16) with its model card here')
+    .option('--export <dir>', 'when finished, write the final model (fp16) with its model card here (a new or empty directory)')
+    .option('--force', 'let --export replace a non-empty directory (never the run directory or one containing it)')
     .action(async (o) => {
+      // Checked before training, so a finished run never ends in a refused export.
+      if (o.export) await checkOutputDir(o.export, { flag: '--export', inputs: [{ flag: '--out', dir: o.out }], force: Boolean(o.force) });
       const engine = await initEngine();
       const args = o.resume
         ? undefined

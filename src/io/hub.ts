@@ -120,6 +120,28 @@ function offline(): boolean {
   return v === '1' || v?.toLowerCase() === 'true';
 }
 
+/**
+ * A revision names a branch, tag, commit or a hub ref such as refs/pr/3, and becomes a path in the cache
+ * (refs/<revision>, snapshots/<revision>): git's ref-name rules keep it there. No "..", no absolute path
+ * or backslash, no empty or dot-led component, no control characters or the characters git forbids.
+ */
+export function checkRevision(revision: string): void {
+  const parts = revision.split('/');
+  const bad =
+    revision === '' ||
+    revision.length > 255 ||
+    revision.startsWith('/') ||
+    revision.endsWith('/') ||
+    revision.endsWith('.lock') ||
+    revision.includes('..') ||
+    revision.includes('@{') ||
+    /[\x00-\x20\x7f~^:?*[\\]/.test(revision) ||
+    parts.some((p) => p === '' || p.startsWith('.'));
+  if (bad) {
+    throw new UserError(`--revision ${JSON.stringify(revision)}: not a branch, tag or commit (no "..", no absolute path, no backslash or special characters)`);
+  }
+}
+
 function checkFilename(filename: string): void {
   if (!filename || filename.startsWith('/') || filename.split('/').some((p) => p === '..' || p === '')) {
     throw new UserError(`invalid file name in a hub repository: ${JSON.stringify(filename)}`);
@@ -348,6 +370,7 @@ async function fetchFile(options: DownloadFileOptions): Promise<Fetched> {
   const cacheDir = options.cacheDir ?? hubCacheDir();
   const token = options.token === undefined ? hubToken() : options.token;
   if (!isRepoId(repoId)) throw new UserError(`not a hub repository id: ${JSON.stringify(repoId)} (expected "name" or "org/name")`);
+  checkRevision(revision);
   checkFilename(filename);
   const repoDir = repoCacheDir(repoId, repoType, cacheDir);
   const url = resolveUrl(endpoint, repoId, repoType, revision, filename);
