@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../src/errors';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../src/io/checkpoint';
+import { checkTokenizerFits, loadCheckpoint, saveCheckpoint, type Checkpoint } from '../src/io/checkpoint';
 import { readSafetensors, readSafetensorsHeader } from '../src/io/safetensors';
 import { disposeParams, parameterLayout } from '../src/model/names';
 
@@ -421,4 +421,35 @@ test('bad checkpoint directories give one clear UserError naming the file and te
   await assertUserError(loadCheckpoint(truncated), [join(truncated, 'model.safetensors'), '"classifier.bias"', 'out of range']);
 
   assert.equal(tf.memory().numTensors, before, 'failed loads allocate no tensors');
+});
+
+test('the config\'s depth must match the weights: 1e9 layers fail at once, fewer layers are not run silently', async () => {
+  const config = JSON.parse(await readFile(join(BERT, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const stored = config.num_hidden_layers as number;
+  for (const layers of [1e9, stored - 1, stored + 1]) {
+    const dir = join(work, `depth-${layers}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: layers }));
+    await writeFile(join(dir, 'model.safetensors'), await readFile(join(BERT, 'model.safetensors')));
+    const started = performance.now();
+    await assert.rejects(loadCheckpoint(dir), (error: unknown) => {
+      assert.ok(error instanceof UserError);
+      assert.match(error.message, new RegExp(`config\\.json: num_hidden_layers is ${layers} but .*model\\.safetensors holds ${stored} encoder layers`));
+      return true;
+    });
+    assert.ok(performance.now() - started < 5000, 'refused before building anything');
+  }
+});
+
+test('a tokenizer larger than the model\'s vocabulary is refused when the two are paired, naming both sizes', async () => {
+  const checkpoint = await loadCheckpoint(BERT);
+  try {
+    checkTokenizerFits({ vocabSize: checkpoint.config.vocabSize }, checkpoint.config, BERT);
+    assert.throws(
+      () => checkTokenizerFits({ vocabSize: checkpoint.config.vocabSize + 1 }, checkpoint.config, BERT),
+      (error: unknown) => error instanceof UserError && new RegExp(`${checkpoint.config.vocabSize + 1} tokens but config.json's vocab_size is ${checkpoint.config.vocabSize}`).test(error.message),
+    );
+  } finally {
+    disposeParams(checkpoint.params);
+  }
 });

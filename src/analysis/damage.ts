@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../backend/engine';
 import { corrupt, formatCorruptionSpec, parseCorruptionSpec, parseCorruptionString, type CorruptionSpec } from '../corruption';
 import { UserError } from '../errors';
-import { loadCheckpoint } from '../io/checkpoint';
+import { loadCheckpoint, checkTokenizerFits } from '../io/checkpoint';
 import { resolveModelDir } from '../io/models';
 import type { ModelConfig } from '../model/config';
 import { fillMask } from '../model/fill-mask';
@@ -42,7 +42,14 @@ export async function loadMlmModel(model: string): Promise<MlmModel> {
       `${dir}: has no masked-LM head (${checkpoint.report.initialised[0].name} is missing), so its pretrained knowledge cannot be measured; use a checkpoint saved with its MLM head`,
     );
   }
-  return { dir, config: checkpoint.config, params: checkpoint.params, tokenizer: await loadTokenizer(dir) };
+  const tokenizer = await loadTokenizer(dir);
+  try {
+    checkTokenizerFits(tokenizer, checkpoint.config, dir);
+  } catch (error) {
+    disposeParams(checkpoint.params);
+    throw error;
+  }
+  return { dir, config: checkpoint.config, params: checkpoint.params, tokenizer };
 }
 
 type ModelArg = string | MlmModel;

@@ -5,7 +5,7 @@ import { UserError } from '../errors';
 import { loadJsonl, loadSplit } from '../data/dataset';
 import { datasetEntry } from '../data/registry';
 import { stratifiedSample } from '../data/sampling';
-import { loadCheckpoint } from '../io/checkpoint';
+import { loadCheckpoint, checkTokenizerFits } from '../io/checkpoint';
 import { resolveModelDir } from '../io/models';
 import { disposeParams } from '../model/names';
 import { loadTokenizer } from '../tokenizer/tokenizer';
@@ -41,6 +41,7 @@ export function register(program: Command): void {
       }
       if (o.evalSize) data = stratifiedSample(data, int(o.evalSize, '--eval-size', 1), 0);
       const tokenizer = await loadTokenizer(dir);
+      checkTokenizerFits(tokenizer, checkpoint.config, dir);
       const metrics = evaluate(checkpoint.config, checkpoint.params, encodeSplit(tokenizer, data, int(o.maxLength, '--max-length', 8)), {
         batchSize: int(o.batchSize, '--batch-size', 1),
         padId: tokenizer.padId,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { initEngine } from '../backend/engine';
-import { loadCheckpoint } from '../io/checkpoint';
+import { loadCheckpoint, checkTokenizerFits } from '../io/checkpoint';
 import { resolveModelDir } from '../io/models';
 import { disposeParams } from '../model/names';
 import { loadTokenizer } from '../tokenizer/tokenizer';
@@ -22,6 +22,7 @@ export function register(program: Command): void {
       const dir = await resolveModelDir(o.model);
       const tokenizer = await loadTokenizer(dir);
       const checkpoint = await loadCheckpoint(dir, { head: 'mlm' });
+      checkTokenizerFits(tokenizer, checkpoint.config, dir);
       let params = checkpoint.params;
       if (o.corrupt) {
         const corrupted = corrupt(params, checkpoint.config, parseCorruptionSpec({ layers: o.corrupt }, checkpoint.config.numLayers), int(o.seed, '--seed'));

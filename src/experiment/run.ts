@@ -3,7 +3,7 @@ import { maxBatchTokens } from '../backend/memory';
 import { corrupt, parseCorruptionSpec, type CorruptionReport } from '../corruption';
 import { loadDataset, type LabeledData } from '../data/dataset';
 import { stratifiedSample } from '../data/sampling';
-import { loadCheckpoint } from '../io/checkpoint';
+import { loadCheckpoint, checkTokenizerFits } from '../io/checkpoint';
 import { resolveModelDir } from '../io/models';
 import { initParams } from '../model/init';
 import { disposeParams, type ParamMap } from '../model/names';
@@ -50,6 +50,12 @@ export async function prepareModel(
   const dir = await resolveModelDir(spec.model);
   const tokenizer = await loadTokenizer(dir);
   const checkpoint = await loadCheckpoint(dir, { head: 'classifier', numLabels, labels, seed: deriveSeed(spec.seed, 'head') });
+  try {
+    checkTokenizerFits(tokenizer, checkpoint.config, dir);
+  } catch (error) {
+    disposeParams(checkpoint.params);
+    throw error;
+  }
   let params = checkpoint.params;
   const config = checkpoint.config;
   if (spec.fromScratch) {

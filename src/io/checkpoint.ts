@@ -190,14 +190,29 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
   const config = await readCheckpointConfig(dir);
   const configPath = join(dir, 'config.json');
   const files = await weightFiles(dir);
+  const headers = [];
+  for (const file of files) headers.push({ file, header: await readSafetensorsHeader(file) });
+  // The depth is bounded by the file before any name or layout is built from the config: one declaring
+  // 1e9 layers once aborted V8, and one declaring fewer layers than stored silently ran a smaller model.
+  const layerIndices = new Set<number>();
+  for (const { header } of headers) {
+    for (const e of header.entries) {
+      const m = /(?:^|\.)layer\.(\d+)\./.exec(e.name);
+      if (m && FLOAT_DTYPES.has(e.dtype)) layerIndices.add(Number(m[1]));
+    }
+  }
+  const storedLayers = layerIndices.size ? Math.max(...layerIndices) + 1 : 0;
+  if (config.numLayers !== storedLayers) {
+    const field = config.modelType === 'bert' ? 'num_hidden_layers' : 'n_layers';
+    throw new UserError(`${configPath}: ${field} is ${config.numLayers} but ${files.join(', ')} hold${files.length === 1 ? 's' : ''} ${storedLayers} encoder layer${storedLayers === 1 ? '' : 's'}`);
+  }
   const known = knownNames(config);
   const report: LoadReport = { files, dtypes: [], renamed: [], ignored: [], initialised: [] };
 
   // Map every stored key to its canonical name.
   const stored = new Map<string, StoredTensor>();
   const ignore = (t: StoredTensor, reason: string) => report.ignored.push({ name: t.key, reason });
-  for (const file of files) {
-    const header = await readSafetensorsHeader(file);
+  for (const { file, header } of headers) {
     for (const e of header.entries) {
       const t: StoredTensor = { file, key: e.name, dtype: e.dtype, shape: e.shape };
       if (!FLOAT_DTYPES.has(e.dtype) || e.name.endsWith('position_ids')) {
@@ -428,4 +443,16 @@ export async function saveCheckpoint(dir: string, checkpoint: CheckpointLike, op
     throw new UserError(`${target}: cannot replace (${(error as Error).message})`);
   }
   await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * A tokenizer whose ids reach past the model's vocabulary would fail mid-run inside the embedding lookup
+ * ("GatherV2: the index value 1419 is not in [0, 119]"): checked when the two are paired.
+ */
+export function checkTokenizerFits(tokenizer: { vocabSize: number }, config: ModelConfig, dir: string): void {
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new UserError(
+      `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}: ids from ${config.vocabSize} on have no embedding (a tokenizer of another model?)`,
+    );
+  }
 }
