@@ -195,3 +195,39 @@ test('on a learnable corpus the held-out MLM accuracy beats the unigram baseline
     `held-out accuracy ${last.heldOutAccuracy} vs unigram baseline ${state.unigramBaseline.accuracy}`,
   );
 });
+
+test('a compact run (bf16 moments, no packed ids) resumes: the ids regenerate and the moments are close', async () => {
+  await tf.setBackend('cpu');
+  const data = await corpusDir('compact', 60, 1);
+  const compactArgs = tinyArgs(data, 4, { compactState: true, maskProbability: 0.25, pretrainDropout: 0 });
+  const out = join(work, 'compact-run');
+  await pretrain({ out, args: compactArgs, backend: 'cpu', maxStepsThisRun: 2, ...quiet });
+  const p = pretrainPaths(out);
+  const moments = await readSafetensors(p.optimizer);
+  assert.ok([...moments.tensors.values()].every((t) => t.dtype === 'BF16'), 'optimizer moments are bfloat16');
+  const weights = await readSafetensors(join(p.checkpoint, 'model.safetensors'));
+  assert.ok([...weights.tensors.values()].every((t) => t.dtype === 'F32'), 'weights stay fp32');
+  // What a committed run directory lacks: the packed ids (regenerated from the corpus and the run's tokenizer).
+  const ids = await readFile(p.train);
+  await rm(p.train);
+  await rm(p.heldOut);
+  const resumed = await pretrain({ out, resume: true, backend: 'cpu', ...quiet });
+  assert.equal(resumed.step, 4);
+  assert.ok(resumed.finished);
+  assert.deepEqual(await readFile(p.train), ids, 'the same packed ids');
+  const curve = await readCurve(out);
+  assert.ok(curve.every((c) => Number.isFinite(c.heldOutLoss)), 'the resumed run evaluates');
+  assert.equal(resumed.args.maskProbability, 0.25);
+  assert.equal(resumed.args.pretrainDropout, 0);
+
+  // A corpus that changed since the run started cannot silently stand in for it.
+  await rm(p.train);
+  await writeFile(join(data, 'sst2', 'train.jsonl'), (await readFile(join(data, 'sst2', 'train.jsonl'), 'utf8')).repeat(2));
+  const state = JSON.parse(await readFile(p.state, 'utf8')) as PretrainState;
+  await writeFile(p.state, JSON.stringify({ ...state, finished: false, totalSteps: 6 }));
+  await assert.rejects(pretrain({ out, resume: true, backend: 'cpu', ...quiet }), (error: unknown) => {
+    assert.ok(error instanceof UserError);
+    assert.match(error.message, /the data changed, so this run cannot resume/);
+    return true;
+  });
+});

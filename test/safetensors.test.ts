@@ -99,6 +99,40 @@ test('F16 writing stays within fp16 precision', async () => {
   }
 });
 
+const haveTorch = havePython && spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+
+test('BF16 writing (optimizer moments) rounds to nearest even as torch does, bit for bit', { skip: !haveTorch && 'no torch for /usr/bin/python3' }, async () => {
+  const values = [0, -0, 1, -1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, 3e38, -3.4e38, 1e-39, 1e-45, 0.1, 1 / 3, NaN, Infinity, -Infinity];
+  for (let i = 0; i < 500; i++) values.push(Math.sin(i * 3.7) * 2 ** ((i % 60) - 40));
+  const data = Float32Array.from(values);
+  const path = join(dir, 'bf16.safetensors');
+  await writeSafetensors(path, new Map([['x', { shape: [data.length], data }]]), { dtype: 'BF16' });
+  const script = `
+import json, struct, sys, torch
+inp = json.loads(sys.stdin.read())
+x = torch.tensor(inp['bits'], dtype=torch.int64).to(torch.int32).view(torch.float32)
+expected = x.to(torch.bfloat16).view(torch.int16).to(torch.int32).tolist()
+b = open(inp['path'], 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+begin, end = h['x']['data_offsets']
+stored = list(struct.unpack('<%dh' % ((end - begin) // 2), b[8 + n + begin:8 + n + end]))
+print(json.dumps({'expected': expected, 'stored': stored, 'dtype': h['x']['dtype']}))
+`;
+  const signed = bits32(data).map((u) => (u > 0x7fffffff ? u - 2 ** 32 : u));
+  const out = JSON.parse(python(script, JSON.stringify({ path, bits: signed })));
+  assert.equal(out.dtype, 'BF16');
+  // NaN payloads may differ; both must be NaN (exponent all ones, mantissa non-zero).
+  const isNan = (h: number) => (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0;
+  out.expected.forEach((e: number, i: number) => {
+    if (isNan(e)) assert.ok(isNan(out.stored[i]), `value ${i} is NaN`);
+    else assert.equal(out.stored[i], e, `value ${i} (${data[i]})`);
+  });
+  const back = (await readSafetensors(path)).tensors.get('x')!.data;
+  // Within half a bf16 ulp, except where rounding overflows to infinity (|x| near float32's max), as in torch.
+  for (let i = 0; i < data.length; i++) if (Number.isFinite(back[i]) && Number.isFinite(data[i])) assert.ok(Math.abs(back[i] - data[i]) <= Math.max(Math.abs(data[i]) * 2 ** -8, 2 ** -133), `${data[i]} -> ${back[i]}`);
+});
+
 test('F16 rounding matches Python struct (IEEE round-to-nearest-even) bit for bit', { skip: !havePython && 'no /usr/bin/python3' }, async () => {
   const values = [
     0, -0, 1, -1, 65504, 65519.99, 65520, -70000, 1e-8, -1e-8,

@@ -37,6 +37,11 @@ export function register(program: Command): void {
     .option('--lr <x>', 'peak learning rate', '5e-4')
     .option('--warmup-ratio <x>', 'share of steps with linear warmup', '0.05')
     .option('--weight-decay <x>', 'AdamW weight decay', '0.01')
+    .option('--max-grad-norm <x>', 'global gradient-norm clipping', '1')
+    .option('--mask-probability <x>', 'share of tokens masked (BERT 0.15; Cramming 0.25)', '0.15')
+    .option('--pretrain-dropout <x>', "dropout while pretraining (default: the config's 0.1, which fine-tuning keeps)")
+    .option('--held-out-sequences <n>', 'held-out sequences for the MLM curve', '64')
+    .option('--compact-state', 'keep optimizer moments in bfloat16 in snapshots (half the bytes, for committing a run)')
     .option('--seed <n>', 'seed for corpus split, init, batches, masks and dropout', '0')
     .option('--eval-every <n>', 'held-out MLM evaluation interval (steps)', '200')
     .option('--checkpoint-every <n>', 'snapshot interval (steps)', '200')
@@ -65,6 +70,11 @@ export function register(program: Command): void {
             learningRate: num(o.lr, '--lr'),
             warmupRatio: num(o.warmupRatio, '--warmup-ratio'),
             weightDecay: num(o.weightDecay, '--weight-decay'),
+            maxGradNorm: num(o.maxGradNorm, '--max-grad-norm'),
+            maskProbability: num(o.maskProbability, '--mask-probability'),
+            pretrainDropout: o.pretrainDropout === undefined ? undefined : num(o.pretrainDropout, '--pretrain-dropout'),
+            heldOutSequences: int(o.heldOutSequences, '--held-out-sequences'),
+            compactState: Boolean(o.compactState),
             seed: int(o.seed, '--seed'),
             evalEvery: int(o.evalEvery, '--eval-every'),
             checkpointEvery: int(o.checkpointEvery, '--checkpoint-every'),

@@ -321,13 +321,29 @@ export interface WriteTensor {
 }
 
 export interface WriteOptions {
-  dtype?: 'F32' | 'F16';
+  /** F32, F16 (exported weights) or BF16 (optimizer moments: F16 underflows AdamW's second moment). */
+  dtype?: 'F32' | 'F16' | 'BF16';
   /** String-to-string metadata; `format: "pt"` is added unless given, as transformers expects it. */
   metadata?: Record<string, string>;
 }
 
-function encode(data: Float32Array, dtype: 'F32' | 'F16'): Uint8Array {
+/** bfloat16 bits of a float32: its top half, rounded to nearest even (NaN stays a quiet NaN). */
+function float32ToBfloat16Bits(bits: Uint32Array): Uint16Array {
+  const out = new Uint16Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    if ((b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0) out[i] = (b >>> 16) | 0x0040;
+    else out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+function encode(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
   if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (dtype === 'BF16') {
+    const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+    return new Uint8Array(float32ToBfloat16Bits(bits).buffer);
+  }
   const out = new Uint16Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = float32ToFloat16Bits(data[i]);
   return new Uint8Array(out.buffer);
@@ -340,7 +356,7 @@ function encode(data: Float32Array, dtype: 'F32' | 'F16'): Uint8Array {
  */
 export async function writeSafetensors(path: string, tensors: Map<string, WriteTensor>, options: WriteOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'F32';
-  if (dtype !== 'F32' && dtype !== 'F16') fail(path, `cannot write dtype ${JSON.stringify(dtype)} (use F32 or F16)`);
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') fail(path, `cannot write dtype ${JSON.stringify(dtype)} (use F32, F16 or BF16)`);
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...options.metadata } };
   for (const [k, v] of Object.entries(header.__metadata__ as Record<string, unknown>)) {
     if (typeof v !== 'string') fail(path, `metadata ${k} is not a string`);

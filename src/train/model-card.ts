@@ -45,7 +45,7 @@ export function modelCard(
   const rows = curve.map((c) => `| ${c.step} | ${c.tokensSeen} | ${c.trainLoss.toFixed(3)} | ${c.heldOutLoss?.toFixed(3) ?? '-'} | ${pct(c.heldOutAccuracy)} |`);
   return `# healing-bert pretrained model (${config.numLayers} layers, hidden ${config.hiddenSize})
 
-A small BERT pretrained by healing-bert with masked-language modelling only (15 % of tokens; of those
+A small BERT pretrained by healing-bert with masked-language modelling only (${Math.round(a.maskProbability * 100)} % of tokens; of those
 80 % [MASK], 10 % random, 10 % unchanged; no next-sentence task), so that the study has pretrained
 layers to corrupt without any download. It is far weaker than bert-base-uncased: see the README's limits.
 
@@ -57,7 +57,8 @@ layers to corrupt without any download. It is far weaker than bert-base-uncased:
 | domain text | ${a.corpus.includes('datasets') ? 'yes: the unlabelled training texts of the six datasets are in the corpus (never their evaluation splits)' : 'no: only general English text'} |
 | sequences | packed to ${a.maxLength} tokens; ${state.trainSequences} training, ${state.heldOutSequences} held out (by document) |
 | tokens seen | ${state.tokensSeen} (${state.step} steps of ${a.batchSize} x ${a.maxLength}) |
-| optimiser | AdamW, peak lr ${a.learningRate}, warmup ${a.warmupRatio * 100} %, linear decay, weight decay ${a.weightDecay} |
+| optimiser | AdamW, peak lr ${a.learningRate}, warmup ${a.warmupRatio * 100} %, linear decay, weight decay ${a.weightDecay}, gradient clipping at ${a.maxGradNorm} |
+| dropout while pretraining | ${a.pretrainDropout ?? 0.1} (the saved config keeps 0.1 for fine-tuning) |
 | wall time | ${(state.seconds / 3600).toFixed(2)} h of training steps on the ${state.backend} backend |
 | held-out MLM | loss ${last?.heldOutLoss?.toFixed(3) ?? '-'}, accuracy ${pct(last?.heldOutAccuracy)} |
 | unigram baseline | always predicting "${state.unigramBaseline.token}": accuracy ${pct(state.unigramBaseline.accuracy)} |
