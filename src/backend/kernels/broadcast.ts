@@ -24,3 +24,37 @@ export function broadcastPairs(outerA: number[], outerB: number[], outerOut: num
   }
   return pairs;
 }
+
+/** A BatchMatMul's sizes: op(a) is [..., m, k], op(b) [..., kb, n] (k must equal kb), and the broadcast batch. */
+export interface MatMulDims {
+  m: number;
+  k: number;
+  kb: number;
+  n: number;
+  outerA: number[];
+  outerB: number[];
+  outerOut: number[];
+  batchA: number;
+  batchB: number;
+  batchOut: number;
+}
+
+export function matMulDims(a: { shape: number[] }, b: { shape: number[] }, transposeA: boolean, transposeB: boolean): MatMulDims {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const outerOut = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  return {
+    m: transposeA ? a.shape[ra - 1] : a.shape[ra - 2],
+    k: transposeA ? a.shape[ra - 2] : a.shape[ra - 1],
+    kb: transposeB ? b.shape[rb - 1] : b.shape[rb - 2],
+    n: transposeB ? b.shape[rb - 2] : b.shape[rb - 1],
+    outerA,
+    outerB,
+    outerOut,
+    batchA: tf.util.sizeFromShape(outerA),
+    batchB: tf.util.sizeFromShape(outerB),
+    batchOut: tf.util.sizeFromShape(outerOut),
+  };
+}

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { broadcastPairs } from './broadcast';
+import { broadcastPairs, matMulDims } from './broadcast';
 
 /**
  * A BatchMatMul for the wasm backend that always lands on XNNPACK.
@@ -100,19 +100,8 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) {
     return fallback();
   }
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const { m, k, kb, n, outerA, outerB, outerOut, batchA, batchB, batchOut } = matMulDims(a, b, transposeA, transposeB);
   if (k !== kb || m === 0 || n === 0 || k === 0) return fallback();
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const outerOut = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-  const batchA = tf.util.sizeFromShape(outerA);
-  const batchB = tf.util.sizeFromShape(outerB);
-  const batchOut = tf.util.sizeFromShape(outerOut);
 
   const call = wasmCall(backend);
   const at = transposeA ? transposeLastTwo(backend, a) : a;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { NativeAddon } from './addon';
-import { broadcastPairs } from '../kernels/broadcast';
+import { broadcastPairs, matMulDims } from '../kernels/broadcast';
 import { heapBuffer, offsetOf } from './heap';
 
 /**
@@ -20,21 +20,10 @@ export function nativeBatchMatMulConfig(addon: NativeAddon, fallback: tf.KernelC
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) {
       return fallback.kernelFunc(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     }
-    const ra = a.shape.length;
-    const rb = b.shape.length;
-    const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-    const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-    const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-    const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+    const { m, k, kb, n, outerA, outerB, outerOut, batchA, batchB, batchOut } = matMulDims(a, b, transposeA, transposeB);
     if (k !== kb) {
       throw new Error(`BatchMatMul: inner dimensions differ (${k} and ${kb}) for shapes [${a.shape}] and [${b.shape}]`);
     }
-    const outerA = a.shape.slice(0, -2);
-    const outerB = b.shape.slice(0, -2);
-    const outerOut = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-    const batchA = tf.util.sizeFromShape(outerA);
-    const batchB = tf.util.sizeFromShape(outerB);
-    const batchOut = tf.util.sizeFromShape(outerOut);
     const out = backend.makeOutput([...outerOut, m, n], 'float32');
     const size = batchOut * m * n;
     if (size === 0) return out;
