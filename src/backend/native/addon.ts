@@ -47,8 +47,8 @@ const require = createRequire(import.meta.url);
 
 const INSTALL_HINT =
   platform() === 'darwin'
-    ? 'install the Xcode command-line tools, then run `npm rebuild healing-bert-native`'
-    : 'install OpenBLAS (Debian/Ubuntu: `apt-get install libopenblas-dev`), then run `npm rebuild healing-bert-native`';
+    ? 'install the Xcode command-line tools, then run `npm install` in the repository (it builds native/)'
+    : 'install OpenBLAS (Debian/Ubuntu: `apt-get install libopenblas-dev`), then run `npm install` in the repository (it builds native/)';
 
 /**
  * Threads for the native kernels: HEALING_THREADS, else every core (a single process owns the machine;
