@@ -453,3 +453,29 @@ test('a tokenizer larger than the model\'s vocabulary is refused when the two ar
     disposeParams(checkpoint.params);
   }
 });
+
+test('NaN or infinite weights are refused at load, naming the tensor and the count', async () => {
+  const target = 'bert.encoder.layer.0.attention.self.query.weight';
+  for (const poison of [NaN, Infinity, -Infinity]) {
+    const entries = await fixtureEntries(BERT);
+    const i = entries.findIndex(([key]) => key === target);
+    assert.ok(i >= 0, `${target} is in the fixture`);
+    const data = new Float32Array(new Float32Array(entries[i][1].bytes.buffer.slice(entries[i][1].bytes.byteOffset, entries[i][1].bytes.byteOffset + entries[i][1].bytes.byteLength)));
+    data[3] = poison;
+    data[7] = poison;
+    entries[i] = [target, f32Raw(entries[i][1].shape, data)];
+    const dir = await variant(await fixtureConfig(BERT), entries);
+    await assertUserError(loadCheckpoint(dir), [`tensor "${target}" holds 2 NaN or infinite values`, 'model.safetensors']);
+  }
+});
+
+test('a config whose num_labels and id2label disagree is refused, naming both', async () => {
+  const config = { ...(await fixtureConfig(BERT)), num_labels: 3, id2label: { '0': 'negative', '1': 'positive' } };
+  const dir = await variant(config, await fixtureEntries(BERT));
+  await assertUserError(loadCheckpoint(dir), ['config.json', 'num_labels is 3 but id2label names 2 labels']);
+  // Agreeing fields load as before.
+  const fine = await variant({ ...config, num_labels: 2 }, await fixtureEntries(BERT));
+  const loaded = await loadCheckpoint(fine);
+  assert.deepEqual(loaded.config.labels, ['negative', 'positive']);
+  disposeParams(loaded.params);
+});

@@ -303,6 +303,10 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
     for (const [name, t] of used) {
       if (t.file !== file) continue;
       const read = tensors.get(t.key)!;
+      // NaN or infinite weights only show up later as null logits: refused here, naming the tensor.
+      let bad = 0;
+      for (const x of read.data) if (!Number.isFinite(x)) bad++;
+      if (bad) throw new UserError(`${file}: tensor "${t.key}" holds ${bad} NaN or infinite value${bad === 1 ? '' : 's'}: the checkpoint is damaged`);
       data.set(name, read.data);
       dtypes.add(read.dtype);
     }

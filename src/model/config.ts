@@ -90,6 +90,14 @@ export function parseConfig(json: unknown, source = 'config.json'): ModelConfig 
   if (typeof json !== 'object' || json === null) throw new ConfigError(`${source}: not a JSON object`);
   const raw = json as Record<string, unknown>;
   const modelType = raw.model_type;
+  // transformers derives num_labels from id2label; a file that states both must agree, or which one the
+  // classifier has is a guess.
+  if (raw.num_labels !== undefined && raw.id2label && typeof raw.id2label === 'object') {
+    const named = Object.keys(raw.id2label as object).length;
+    if (raw.num_labels !== named) {
+      throw new ConfigError(`${source}: num_labels is ${JSON.stringify(raw.num_labels)} but id2label names ${named} label${named === 1 ? '' : 's'}`);
+    }
+  }
   if (modelType === 'bert') {
     const parsed = bertSchema.safeParse(raw);
     if (!parsed.success) throw new ConfigError(`${source}: ${issuesText(parsed.error)}`);
@@ -191,6 +199,8 @@ export function configToJson(config: ModelConfig, labels = config.labels): Recor
   if (labels) {
     out.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
     out.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+    // A num_labels carried over from the source config would contradict the new labels.
+    if (out.num_labels !== undefined) out.num_labels = labels.length;
   }
   return out;
 }
