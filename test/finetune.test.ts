@@ -14,6 +14,7 @@ import { disposeParams, parameterLayout, type ParamMap } from '../src/model/name
 import { fineTune, type EncodedSplit, type Recipe } from '../src/train/finetune';
 import { crossEntropy, disposeTrainable, makeTrainable, trainStep } from '../src/train/trainer';
 import { runExperiment } from '../src/experiment/run';
+import { UserError } from '../src/errors';
 import { activeNative, withoutFusedOps } from '../src/backend/native/state';
 import { ExperimentSpecSchema, ResultRowSchema } from '../src/experiment/spec';
 import { makeTinyModel, sentimentExamples, writeJsonl, type Example, type TinyModel } from './helpers/tiny-model';
@@ -275,6 +276,21 @@ test('runExperiment: a corrupted run on the tiny model gives a valid result row 
   assert.ok(ResultRowSchema.safeParse(clean).success);
   assert.equal(clean.corruption, undefined);
   assert.notEqual(clean.hash, row.hash, 'the corruption is part of the identity');
+});
+
+test('runExperiment: a train size beyond the data is refused before any run; an eval size beyond it uses all, recorded', async () => {
+  const train = await writeJsonl(join(work, 'data', 'small-train.jsonl'), sentimentExamples(24, 9));
+  const evalFile = await writeJsonl(join(work, 'data', 'small-eval.jsonl'), sentimentExamples(12, 10));
+  const base = { model: tiny.dir, corruption: null, recipe: { learningRate: 3e-3, epochs: 1, batchSize: 8 }, seed: 0 };
+  const tooBig = ExperimentSpecSchema.parse({ ...base, dataset: { train, eval: evalFile, maxLength: 16, trainSize: 25 } });
+  await assert.rejects(runExperiment(tooBig, { progressBar: false }), (error: unknown) => {
+    assert.ok(error instanceof UserError, String(error));
+    assert.match(error.message, /train size 25: .*small-train\.jsonl has only 24 training examples/);
+    return true;
+  });
+  const bigEval = ExperimentSpecSchema.parse({ ...base, dataset: { train, eval: evalFile, maxLength: 16, evalSize: 100 } });
+  const row = await runExperiment(bigEval, { progressBar: false });
+  assert.equal(row.evalExamples, 12, 'the count used is recorded');
 });
 
 test('on the native engine, fine-tuning reaches the accuracy of the TF.js graph within seed noise', { skip: !activeNative() && 'native kernels are off' }, async () => {

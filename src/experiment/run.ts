@@ -1,4 +1,5 @@
 import { initEngine } from '../backend/engine';
+import { UserError } from '../errors';
 import { maxBatchTokens } from '../backend/memory';
 import { corrupt, parseCorruptionSpec, type CorruptionReport } from '../corruption';
 import { loadDataset, type LabeledData } from '../data/dataset';
@@ -112,6 +113,18 @@ export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOp
     dataDir: options.dataDir,
   });
   const numLabels = data.labelNames.length;
+  // A training subset larger than the data would be recorded (and hashed) as an experiment that never ran.
+  if (spec.dataset.trainSize && spec.dataset.trainSize > data.train.labels.length) {
+    throw new UserError(
+      `train size ${spec.dataset.trainSize}: ${spec.dataset.name ?? spec.dataset.train} has only ${data.train.labels.length} training examples`,
+    );
+  }
+  if (spec.dataset.evalSize && spec.dataset.evalSize > data.eval.labels.length) {
+    // The paper preset's 1,000 against SST-2's 872 validation sentences: all are used, and evalExamples says how many.
+    process.stderr.write(
+      `warning: eval size ${spec.dataset.evalSize}: ${spec.dataset.name ?? spec.dataset.eval} has ${data.eval.labels.length} evaluation examples; using all of them\n`,
+    );
+  }
   const train = spec.dataset.trainSize ? stratifiedSample(data.train, spec.dataset.trainSize, deriveSeed(spec.seed, 'train-sample')) : data.train;
   // The evaluation subset depends on the dataset only, not the seed: every run of a comparison is
   // scored on the same examples.
