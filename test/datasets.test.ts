@@ -169,6 +169,14 @@ test('user data: label count inferred across train and eval, or given', async ()
   const given = await loadDataset({ train, eval: evalFile, numLabels: 5 });
   assert.equal(given.labelNames.length, 5);
   await assert.rejects(loadDataset({ train, eval: evalFile, numLabels: 2 }), /eval\.jsonl:1: label 2 is out of range/);
+  // One stray label 7 in binary data does not silently make 8 classes.
+  const stray = writeTemp('stray-train.jsonl', '{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n{"text": "c", "label": 7}\n');
+  await assert.rejects(loadDataset({ train: stray, eval: evalFile }), (error: unknown) => {
+    assert.ok(error instanceof UserError);
+    assert.match(error.message, /stray-train\.jsonl: label 7 makes 8 classes, but labels 3, 4, 5, 6 never occur .*--num-labels 8/);
+    return true;
+  });
+  assert.equal((await loadDataset({ train: stray, eval: evalFile, numLabels: 8 })).labelNames.length, 8);
 });
 
 test('registry datasets: unknown names, missing local copies and truncated files are clear errors', async () => {

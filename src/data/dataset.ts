@@ -217,6 +217,19 @@ export async function loadDataset(options: LoadDatasetOptions): Promise<TrainEva
   if (!labelNames) {
     // One label space for both files: an evaluation file may lack the rarest class, or the train file may.
     const count = options.numLabels ?? Math.max(train.labelNames.length, evalData.labelNames.length);
+    if (options.numLabels === undefined) {
+      // Inferred as max label + 1: one stray label 7 in binary data would silently make 8 classes.
+      const seen = new Set([...train.labels, ...evalData.labels]);
+      const absent = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
+      if (absent.length > 0) {
+        const top = count - 1;
+        const where = train.labels.includes(top) ? options.train : options.eval;
+        throw new UserError(
+          `${where}: label ${top} makes ${count} classes, but label${absent.length === 1 ? '' : 's'} ${absent.join(', ')} never occur in ` +
+            `${options.train} or ${options.eval}; fix the stray label, or pass --num-labels ${count} if the classes are really ${count}`,
+        );
+      }
+    }
     labelNames = defaultLabelNames(count);
   }
   return {
