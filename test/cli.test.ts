@@ -113,7 +113,13 @@ test('healing forward: bad input is one "healing:" line naming the file or value
   const badMask = join(work, 'bad-mask.json');
   await writeFile(badType, JSON.stringify({ input_ids: [[2, 3, 4]], attention_mask: [[1, 1, 1]], token_type_ids: [[0, 0, 7]] }));
   await writeFile(badMask, JSON.stringify({ input_ids: [[2, 3, 4]], attention_mask: [[1, 5, 1]] }));
+  const empty = join(work, 'empty-rows.json');
+  const unattended = join(work, 'unattended-row.json');
+  await writeFile(empty, JSON.stringify({ input_ids: [[]], attention_mask: [[]] }));
+  await writeFile(unattended, JSON.stringify({ input_ids: [[2, 3, 4], [0, 0, 0]], attention_mask: [[1, 1, 1], [0, 0, 0]] }));
   const cases: Array<{ file: string; mentions: RegExp }> = [
+    { file: empty, mentions: /rows are empty/ },
+    { file: unattended, mentions: /attention_mask\[1\] attends to no token/ },
     { file: missing, mentions: /no such file|not found|does not exist|ENOENT/i },
     { file: malformed, mentions: /JSON|Unexpected|unterminated|end of/i },
     { file: ragged, mentions: /input_ids\[1\]/ },

@@ -22,6 +22,11 @@ export type ForwardInput = z.infer<typeof ForwardInputSchema>;
 
 function checkRectangular(input: ForwardInput, file: string): void {
   const width = input.input_ids[0].length;
+  // A row without a single attended token has no representation: its outputs would be made up.
+  if (width === 0) throw new UserError(`${file}: input_ids rows are empty (zero tokens)`);
+  input.attention_mask.forEach((row, i) => {
+    if (!row.some((m) => m !== 0)) throw new UserError(`${file}: attention_mask[${i}] attends to no token (an empty input)`);
+  });
   for (const key of ['input_ids', 'attention_mask', 'token_type_ids'] as const) {
     const rows = input[key];
     if (!rows) continue;
