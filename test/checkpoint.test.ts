@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -478,4 +478,23 @@ test('a config whose num_labels and id2label disagree is refused, naming both', 
   const loaded = await loadCheckpoint(fine);
   assert.deepEqual(loaded.config.labels, ['negative', 'positive']);
   disposeParams(loaded.params);
+});
+
+test('an unreadable config.json is described by position, never by quoting its contents', async () => {
+  const secret = join(work, 'not-a-config.txt');
+  await writeFile(secret, 'root:x:0:0:SECRET-CONTENT:/root:/bin/bash\n');
+  for (const [name, link] of [['symlinked', true], ['broken', false]] as const) {
+    const dir = join(work, `config-${name}`);
+    await mkdir(dir, { recursive: true });
+    if (link) await symlink(secret, join(dir, 'config.json'));
+    else await writeFile(join(dir, 'config.json'), '{"model_type": "bert",\n "hidden_size": 8 oops}');
+    await writeFile(join(dir, 'model.safetensors'), await readFile(join(BERT, 'model.safetensors')));
+    await assert.rejects(loadCheckpoint(dir), (error: unknown) => {
+      assert.ok(error instanceof UserError);
+      assert.match(error.message, /config\.json: invalid JSON/);
+      assert.doesNotMatch(error.message, /SECRET|root:x|oops/, 'no file contents in the message');
+      return true;
+    });
+  }
+  await assert.rejects(loadCheckpoint(join(work, 'config-broken')), /invalid JSON at line 2, column \d+/);
 });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { initEngine } from '../backend/engine';
-import { UserError } from '../errors';
+import { jsonErrorText, UserError } from '../errors';
 import { loadCheckpoint } from '../io/checkpoint';
 import { resolveModelDir } from '../io/models';
 import { forward } from '../model/heads';
@@ -53,11 +53,17 @@ export function register(program: Command): void {
     .option('--output <file>', 'write the JSON here instead of stdout')
     .action(async (o) => {
       await initEngine();
+      let inputText: string;
+      try {
+        inputText = await readFile(o.input, 'utf8');
+      } catch (error) {
+        throw new UserError(`${o.input}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      }
       let raw: unknown;
       try {
-        raw = JSON.parse(await readFile(o.input, 'utf8'));
+        raw = JSON.parse(inputText);
       } catch (error) {
-        throw new UserError(`${o.input}: ${(error as Error).message}`);
+        throw new UserError(`${o.input}: ${jsonErrorText(error, inputText)}`);
       }
       const parsed = ForwardInputSchema.safeParse(raw);
       if (!parsed.success) {

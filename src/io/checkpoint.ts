@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError, configToJson, parseConfig, type ModelConfig } from '../model/config';
 import { parameterLayout, type HeadKind, type ParamInfo, type ParamMap } from '../model/names';
 import { initValues } from '../model/init';
-import { UserError } from '../errors';
+import { jsonErrorText, UserError } from '../errors';
 import {
   FLOAT_DTYPES,
   readSafetensors,
@@ -89,7 +89,7 @@ async function readJson(path: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new UserError(`${path}: invalid JSON (${(error as Error).message})`);
+    throw new UserError(`${path}: ${jsonErrorText(error, text)}`);
   }
 }
 
