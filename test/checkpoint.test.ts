@@ -498,3 +498,21 @@ test('an unreadable config.json is described by position, never by quoting its c
   }
   await assert.rejects(loadCheckpoint(join(work, 'config-broken')), /invalid JSON at line 2, column \d+/);
 });
+
+test('an integer (quantized) weight is named as such, not reported as missing; a wrong-size classifier names the flag', async () => {
+  const target = 'bert.encoder.layer.0.output.dense.weight';
+  const entries = await fixtureEntries(BERT);
+  const i = entries.findIndex(([key]) => key === target);
+  const shape = entries[i][1].shape;
+  entries[i] = [target, { dtype: 'I8', shape, bytes: new Uint8Array(shape.reduce((a, b) => a * b, 1)) }];
+  const dir = await variant(await fixtureConfig(BERT), entries);
+  await assertUserError(loadCheckpoint(dir), [`tensor "${target}" is I8: quantized weights are not supported`]);
+  // A classifier of another size than config.json implies: the message names the CLI flag.
+  const config = await fixtureConfig(BERT);
+  const withHead = await variant({ ...config, id2label: { '0': 'a', '1': 'b', '2': 'c' } }, [
+    ...(await fixtureEntries(BERT)),
+    ['classifier.weight', f32Raw([2, config.hidden_size as number], new Float32Array(2 * (config.hidden_size as number)))],
+    ['classifier.bias', f32Raw([2], new Float32Array(2))],
+  ]);
+  await assertUserError(loadCheckpoint(withHead, { head: 'classifier' }), ['pass --num-labels']);
+});

@@ -216,6 +216,13 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
     for (const e of header.entries) {
       const t: StoredTensor = { file, key: e.name, dtype: e.dtype, shape: e.shape };
       if (!FLOAT_DTYPES.has(e.dtype) || e.name.endsWith('position_ids')) {
+        // An integer tensor under a parameter's name is a quantized weight, not a buffer: say so, rather
+        // than report the parameter as missing.
+        if (!e.name.endsWith('position_ids') && known.has(canonicalKey(e.name, config, known))) {
+          throw new UserError(
+            `${file}: tensor "${e.name}" is ${e.dtype}: quantized weights are not supported (parameters must be F32, F16 or BF16)`,
+          );
+        }
         ignore(t, `${e.dtype} buffer, not a parameter`);
         continue;
       }
@@ -242,7 +249,7 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
     if (!explicit) {
       throw new UserError(
         `${storedClassifier.file}: tensor "${storedClassifier.key}" has shape ${shapeText(storedClassifier.shape)} but ${configPath} ` +
-          `implies ${shapeText(byName.get('classifier.weight')!.shape)} (${numLabels} labels); pass numLabels to replace the classifier`,
+          `implies ${shapeText(byName.get('classifier.weight')!.shape)} (${numLabels} labels); pass --num-labels (numLabels in code) to replace the classifier with a new one of that size`,
       );
     }
     replaceClassifier = `the file's classifier has ${storedClassifier.shape[0]} labels, ${numLabels} requested`;
