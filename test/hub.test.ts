@@ -245,3 +245,15 @@ test('a revision that would leave the cache is refused before any request or wri
   // What huggingface_hub accepts still works: branches with slashes, hub PR refs, tags, full commits.
   for (const ok of ['main', 'v1.0', 'feature/x', 'refs/pr/3', 'a'.repeat(40)]) checkRevision(ok);
 });
+
+test('an unusable hub cache is named with the variable that chose it, before any request', async () => {
+  const notADir = join(work, 'hf-home-is-a-file');
+  writeFileSync(notADir, 'x');
+  process.env.HF_HOME = notADir;
+  await assert.rejects(downloadModel(REPO), (error: unknown) => {
+    assert.ok(error instanceof UserError);
+    assert.match(error.message, /hf-home-is-a-file\/hub\/models--tiny-org--tiny-bert: the hub cache is not writable \(ENOTDIR\); it is set by HF_HOME/);
+    return true;
+  });
+  assert.equal(server.requests.length, 0);
+});

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { access, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { UserError } from '../errors';
@@ -385,6 +385,15 @@ async function fetchFile(options: DownloadFileOptions): Promise<Fetched> {
     throw new UserError(`HF_HUB_OFFLINE is set and ${repoId}/${filename} (revision ${revision}) is not in the cache ${repoDir}`);
   }
 
+  // The cache must be writable before anything is fetched; otherwise the error would name a temp file
+  // deep inside it and not the variable that chose it.
+  try {
+    await mkdir(repoDir, { recursive: true });
+    await access(repoDir, constants.W_OK);
+  } catch (error) {
+    const chosenBy = options.cacheDir ? 'the cache directory given' : process.env.HF_HUB_CACHE ? 'HF_HUB_CACHE' : process.env.HF_HOME ? 'HF_HOME' : 'the default HF_HOME (~/.cache/huggingface)';
+    throw new UserError(`${repoDir}: the hub cache is not writable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); it is set by ${chosenBy}`);
+  }
   const headers = authHeaders(token);
   const head = await headMeta(url, endpoint, headers);
   const commit = head.headers.get('x-repo-commit') ?? undefined;
