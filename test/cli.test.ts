@@ -264,6 +264,14 @@ test('commands that write a directory never destroy what the user did not ask to
   assert.doesNotMatch(onDir.stderr, /^epoch/m, 'nothing was trained');
 });
 
+test('healing run: a --results that cannot be written is refused before the first run', async () => {
+  const dir = join(work, 'results-is-a-dir');
+  await mkdir(dir, { recursive: true });
+  const run = await healing(['run', '--preset', 'quick', '--results', dir]);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /^healing: --results .*results-is-a-dir: is a directory, not a file\n$/);
+});
+
 test('healing pretrain: an invalid argument is one line naming the flag and value, and creates nothing', async () => {
   const out = join(work, 'pretrain-never');
   const r = await healing(['pretrain', '--out', out, '--vocab-size', '50']);

@@ -16,6 +16,7 @@ import {
   checkRevision,
 } from '../src/io/hub';
 import { downloadDataset } from '../src/data/parquet';
+import { loadTokenizer } from '../src/tokenizer/tokenizer';
 import { closedPort, startHubServer, type HubServer } from './helpers/hub-server';
 
 const REPO = 'tiny-org/tiny-bert';
@@ -37,6 +38,9 @@ before(async () => {
   writeFileSync(join(hubRoot, 'tiny-org/only-bin/config.json'), config);
   writeFileSync(join(hubRoot, 'tiny-org/only-bin/vocab.txt'), vocab);
   writeFileSync(join(hubRoot, 'tiny-org/only-bin/pytorch_model.bin'), randomBytes(2000));
+  mkdirSync(join(hubRoot, 'tiny-org/no-tokenizer'), { recursive: true });
+  writeFileSync(join(hubRoot, 'tiny-org/no-tokenizer/config.json'), config);
+  writeFileSync(join(hubRoot, 'tiny-org/no-tokenizer/model.safetensors'), weights);
   mkdirSync(join(hubRoot, 'some-org/some-data/data'), { recursive: true });
   writeFileSync(join(hubRoot, 'some-org/some-data/data/train.parquet'), randomBytes(5000));
   server = await startHubServer({ root: hubRoot });
@@ -256,4 +260,22 @@ test('an unusable hub cache is named with the variable that chose it, before any
     return true;
   });
   assert.equal(server.requests.length, 0);
+});
+
+test('a repository without tokenizer files downloads with a warning (forward needs none); tokenizing it is the error', async () => {
+  const warnings: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    warnings.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  let dir: string;
+  try {
+    dir = await downloadModel('tiny-org/no-tokenizer');
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(readFileSync(join(dir, 'model.safetensors')), weights);
+  assert.ok(warnings.some((w) => /no-tokenizer .*has neither vocab\.txt nor tokenizer\.json: healing forward and corrupt work/.test(w)), warnings.join(''));
+  await assert.rejects(loadTokenizer(dir), (error: unknown) => error instanceof UserError && /no tokenizer found/.test(error.message));
 });

@@ -9,6 +9,7 @@ import { createIdentityResolver } from '../experiment/identity';
 import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
 import { datasetLabel, type ExperimentSpec } from '../experiment/spec';
 import { DEFAULT_RESULTS_FILE, readResults, storeWarning } from '../experiment/store';
+import { checkWritableFile } from '../io/output-dir';
 
 interface RunOptions {
   grid?: string;
@@ -128,6 +129,8 @@ export function register(program: Command): void {
         return;
       }
 
+      // Before the first run, not after it: an unwritable store would lose a finished run.
+      await checkWritableFile(options.results, '--results');
       const summary = await runGrid(specs, { workers, resultsFile: options.results, runnerModule: options.runner });
       const { failures, ...counts } = summary;
       process.stdout.write(`${JSON.stringify({ ...counts, results: options.results, failures })}\n`);

@@ -486,7 +486,11 @@ export async function downloadModel(repoId: string, options: DownloadModelOption
     }
   }
   if (!found.includes('vocab.txt') && !found.includes('tokenizer.json')) {
-    throw new UserError(`${repoId} (revision ${options.revision ?? 'main'}) has neither vocab.txt nor tokenizer.json: no tokenizer to load`);
+    // forward and corrupt need no tokenizer; commands that tokenize say so when they load it.
+    process.stderr.write(
+      `warning: ${repoId} (revision ${options.revision ?? 'main'}) has neither vocab.txt nor tokenizer.json: ` +
+        'healing forward and corrupt work on it, commands that tokenize text (finetune, evaluate, fill-mask, tokenize) will not\n',
+    );
   }
   try {
     await fetchFile({ ...pinned, filename: 'model.safetensors' });
