@@ -270,6 +270,12 @@ test('healing run: a --results that cannot be written is refused before the firs
   const run = await healing(['run', '--preset', 'quick', '--results', dir]);
   assert.equal(run.code, 1);
   assert.match(run.stderr, /^healing: --results .*results-is-a-dir: is a directory, not a file\n$/);
+  // An unknown dataset name fails when the grid is read, --dry-run included.
+  const grid = join(work, 'unknown-dataset-grid.json');
+  await writeFile(grid, JSON.stringify({ experiments: [{ model: 'tiny', dataset: { name: 'sst3' }, corruption: null, seed: 0 }] }));
+  const dry = await healing(['run', '--grid', grid, '--dry-run', '--results', join(work, 'unknown.jsonl')]);
+  assert.equal(dry.code, 1);
+  assert.match(dry.stderr, /^healing: unknown dataset "sst3"; known datasets: sst2, .*twitter_financial_news_topic\n$/);
 });
 
 test('healing pretrain: an invalid argument is one line naming the flag and value, and creates nothing', async () => {

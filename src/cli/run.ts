@@ -10,6 +10,7 @@ import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
 import { datasetLabel, type ExperimentSpec } from '../experiment/spec';
 import { DEFAULT_RESULTS_FILE, readResults, storeWarning } from '../experiment/store';
 import { checkWritableFile } from '../io/output-dir';
+import { DATASET_NAMES, isRegistered } from '../data/registry';
 
 interface RunOptions {
   grid?: string;
@@ -106,6 +107,12 @@ export function register(program: Command): void {
     .option('--dry-run', 'list the selected runs as done/pending (with what changed since a recorded run) and exit')
     .action(async (options: RunOptions) => {
       const specs = await selectSpecs(options);
+      // Names the registry does not know fail here, --dry-run included, not in a worker after the grid has
+      // started (the row schema stays open: a store may hold rows of datasets this version does not ship).
+      const unknown = [...new Set(specs.flatMap((s) => (s.dataset.name !== undefined && !isRegistered(s.dataset.name) ? [s.dataset.name] : [])))];
+      if (unknown.length) {
+        throw new UserError(`unknown dataset${unknown.length === 1 ? '' : 's'} ${unknown.map((n) => JSON.stringify(n)).join(', ')}; known datasets: ${DATASET_NAMES.join(', ')}`);
+      }
       const workers = options.workers === undefined ? undefined : positiveInt('--workers', options.workers);
 
       if (options.dryRun) {

@@ -1,6 +1,5 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
-import { DATASET_NAMES, isRegistered } from '../data/registry';
 
 /**
  * An experiment is data: which model, which dataset (and how much of it), which corruption, which
@@ -32,9 +31,6 @@ export const DatasetSpecSchema = z
       ctx.addIssue({ code: 'custom', message: 'give either name (a registry dataset) or train + eval (JSONL files), not both' });
     } else if (d.name !== undefined && d.numLabels !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'numLabels applies to user data (train + eval files); a registry dataset knows its labels' });
-    } else if (d.name !== undefined && !isRegistered(d.name)) {
-      // Caught when the spec is read (a grid file, --dry-run), not when a worker first loads the data.
-      ctx.addIssue({ code: 'custom', message: `unknown dataset ${JSON.stringify(d.name)}; known datasets: ${DATASET_NAMES.join(', ')}` });
     } else if (d.name === undefined && (d.train === undefined || d.eval === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'needs name (a registry dataset) or both train and eval (JSONL files)' });
     }
