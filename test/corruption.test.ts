@@ -13,6 +13,7 @@ import { UserError } from '../src/errors';
 import { loadCheckpoint } from '../src/io/checkpoint';
 import { runCorrupt } from '../src/cli/corrupt';
 import { initEngine } from '../src/backend/engine';
+import { ExperimentSpecSchema, formatIssues } from '../src/experiment/spec';
 
 // The backend production uses (HEALING_BACKEND picks another).
 await initEngine();
@@ -377,8 +378,8 @@ test('bad specs give one clear error naming the flag and value', () => {
   userError(() => spec('bottom:1', ''), /--components "": name at least one component/);
   userError(() => spec('bottom:1', 'all', 'scramble'), /--mode scramble: expected one of reinit, noise, zero, partial/);
   userError(() => parseCorruptionSpec({ layers: 'bottom:1', ratio: '0.5' }), /--ratio applies only to --mode noise/);
-  userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'partial', fraction: '2' }), /--fraction 2: expected a number in \[0, 1\]/);
-  userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'noise', ratio: '-1' }), /--ratio -1: expected a number >= 0/);
+  userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'partial', fraction: '2' }), /--fraction 2: expected a number in \(0, 1\]/);
+  userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'noise', ratio: '-1' }), /--ratio -1: expected a number > 0/);
   userError(() => parseCorruptionString('bottom:1/all'), /expected LAYERS\/COMPONENTS\/MODE/);
   userError(() => validateCorruptionSpec({ layers: { kind: 'bottom', count: -1 }, components: ['all'], mode: 'reinit' }, 'grid.json'), /^grid\.json: layers/);
   userError(() => validateCorruptionSpec({ layers: { kind: 'top', count: 1 }, components: [], mode: 'reinit' }), /components/);
@@ -392,6 +393,27 @@ test('bad specs give one clear error naming the flag and value', () => {
   assert.equal(tf.memory().numTensors, before);
   dispose(mlm);
   dispose(input);
+});
+
+test('a ratio of 0 and a fraction of 0 are refused, naming the field, as flags, objects and experiment specs alike', () => {
+  // Either would corrupt nothing while the run is recorded as corrupted.
+  const userError = (fn: () => unknown, pattern: RegExp) =>
+    assert.throws(fn, (e: unknown) => e instanceof UserError && pattern.test(e.message), String(pattern));
+  userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'noise', ratio: '0' }), /^--ratio 0: expected a number > 0$/);
+  userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'partial', fraction: 0 }), /^--fraction 0: expected a number in \(0, 1\]$/);
+  userError(() => parseCorruptionString('bottom:1/all/noise:0'), /^--ratio 0: expected a number > 0$/);
+  const layers = { kind: 'bottom', count: 1 };
+  userError(() => validateCorruptionSpec({ layers, components: ['all'], mode: 'noise', ratio: 0 }), /^corruption spec: ratio: expected a number > 0$/);
+  userError(() => validateCorruptionSpec({ layers, components: ['all'], mode: 'partial', fraction: 0 }), /^corruption spec: fraction: expected a number in \(0, 1\]$/);
+  for (const [corruption, field] of [
+    [{ layers: 'bottom:1', mode: 'noise', ratio: 0 }, 'corruption.ratio'],
+    [{ layers: 'bottom:1', mode: 'partial', fraction: 0 }, 'corruption.fraction'],
+  ] as const) {
+    const parsed = ExperimentSpecSchema.safeParse({ dataset: { name: 'sst2' }, corruption });
+    assert.ok(!parsed.success, `${field} 0 accepted`);
+    const message = formatIssues(parsed.error);
+    assert.ok(message.startsWith(`${field}: expected a number`), message);
+  }
 });
 
 const FIXTURE = fileURLToPath(new URL('../../shared/fixtures/parity/bert-tiny-random', import.meta.url));

@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
+import { componentsSchema, fractionSchema, modeSchema, ratioSchema } from '../corruption/spec';
 
 /**
  * An experiment is data: which model, which dataset (and how much of it), which corruption, which
@@ -36,23 +37,21 @@ export const DatasetSpecSchema = z
     }
   });
 
-/** Parameter groups a corruption can target (the names src/corruption.ts understands). */
-export const CORRUPTION_COMPONENTS = ['all', 'attention', 'ffn', 'layernorm', 'embeddings', 'pooler'] as const;
-export const CORRUPTION_MODES = ['reinit', 'noise', 'zero', 'partial'] as const;
-
+/**
+ * A corruption as an experiment states it: the text form of the layers, with defaults. Its
+ * vocabulary and bounds are src/corruption/spec.ts's own schemas (that file loads no TF.js).
+ */
 export const CorruptionSpecSchema = z.strictObject({
   /**
-   * Which encoder layers, in src/corruption.ts's syntax: "bottom:K", "top:K", an explicit list "0,3",
+   * Which encoder layers, in src/corruption/spec.ts's syntax: "bottom:K", "top:K", an explicit list "0,3",
    * or a fraction of the layers. Layer 0 is the bottom. Checked against the model's depth at run time,
    * because the spec doesn't know the model's number of layers.
    */
   layers: z.string().trim().min(1),
-  components: z.array(z.enum(CORRUPTION_COMPONENTS)).min(1).default(['all']),
-  mode: z.enum(CORRUPTION_MODES).default('reinit'),
-  /** Noise scale relative to the tensor's std (mode "noise"). */
-  ratio: z.number().positive().optional(),
-  /** Share of entries re-initialised (mode "partial"). */
-  fraction: z.number().gt(0).max(1).optional(),
+  components: componentsSchema.default(['all']),
+  mode: modeSchema.default('reinit'),
+  ratio: ratioSchema.optional(),
+  fraction: fractionSchema.optional(),
 });
 
 export const RecipeSchema = z.strictObject({
@@ -185,7 +184,7 @@ export function datasetLabel(dataset: DatasetSpec): string {
   return basename(dataset.train ?? 'data').replace(/\.jsonl$/i, '');
 }
 
-/** "clean", "scratch", or "bottom:2/all/reinit" (the same short form src/corruption.ts prints). */
+/** "clean", "scratch", or "bottom:2/all/reinit" (the short form of src/corruption/spec.ts, without the mode's parameter). */
 export function corruptionLabel(spec: Pick<ExperimentSpec, 'corruption' | 'fromScratch'>): string {
   if (spec.fromScratch) return 'scratch';
   const c = spec.corruption;

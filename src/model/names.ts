@@ -12,8 +12,13 @@ export type ParamMap = Map<string, tf.Tensor>;
 /** Which head a parameter set carries besides the encoder. */
 export type HeadKind = 'classifier' | 'mlm' | 'none';
 
-/** The part of a layer a parameter belongs to; corruption selects by these. */
-export type Component = 'embeddings' | 'attention' | 'ffn' | 'layernorm' | 'pooler' | 'head';
+/** The parts of an encoder layer a parameter can belong to. */
+export const LAYER_PARTS = ['attention', 'ffn', 'layernorm'] as const;
+/** The parts outside the encoder layers, heads apart (a head is what fine-tuning trains anew). */
+export const OUTER_PARTS = ['embeddings', 'pooler'] as const;
+
+/** The part of the model a parameter belongs to; corruption selects by these (src/corruption/spec.ts). */
+export type Component = (typeof LAYER_PARTS)[number] | (typeof OUTER_PARTS)[number] | 'head';
 
 /** What kind of tensor, which decides how it is (re-)initialised. */
 export type ParamRole = 'linear_weight' | 'bias' | 'layernorm_weight' | 'layernorm_bias' | 'embedding';
