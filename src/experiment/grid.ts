@@ -1,12 +1,8 @@
-import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { THREADS_ENV } from '../backend/native/addon';
 import { UserError } from '../errors';
-import { createProgress } from '../progress';
 import { specHash } from './hash';
 import {
   createIdentityResolver,
@@ -17,19 +13,18 @@ import {
   type IdentityResolver,
   type RunIdentity,
 } from './identity';
-import { appendResult, readResults, storeWarning } from './store';
+import { GridPool } from './pool';
+import { readResults, storeWarning } from './store';
 import {
   CorruptionSpecSchema,
   DatasetSpecSchema,
   ExperimentSpecSchema,
   formatIssues,
   RecipeSchema,
-  ResultRowSchema,
   specLabel,
   type ExperimentSpec,
   type ResultRow,
 } from './spec';
-import type { ParentMessage, WorkerMessage } from './worker';
 
 // ---------------------------------------------------------------------------------------------
 // Grid files
@@ -195,7 +190,7 @@ export async function planGrid(specs: readonly ExperimentSpec[], rows: readonly 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Running a grid on worker processes
+// Running a grid on worker processes (the pool itself: pool.ts)
 
 /**
  * Threads per worker (HEALING_THREADS: the native kernels' thread count, src/backend/native/addon.ts):
@@ -270,63 +265,20 @@ export interface GridSummary {
   interrupted: boolean;
 }
 
-interface Job {
-  spec: ExperimentSpec;
-  /** The identity the run is planned under, and its hash. */
-  identity: RunIdentity;
-  hash: string;
-  label: string;
-  attempts: number;
-}
-
-interface Slot {
-  id: number;
-  child: ChildProcess;
-  ready: boolean;
-  job?: Job;
-  /** Set when we retire the worker on purpose, so its exit is not treated as a crash. */
-  retiring: boolean;
-}
-
-const workerPath = new URL('./worker.ts', import.meta.url);
-const defaultRunner = new URL('./run.ts', import.meta.url).href;
-
-function runnerUrl(runnerModule: string | undefined): string {
-  if (!runnerModule) return defaultRunner;
-  if (runnerModule.startsWith('file:')) return runnerModule;
-  return pathToFileURL(isAbsolute(runnerModule) ? runnerModule : resolve(runnerModule)).href;
-}
-
-function tsxImport(): string {
-  // Resolved here rather than by name in the child, so workers start even when the cwd is outside
-  // the package (e.g. `npx healing` from a data directory).
-  try {
-    return import.meta.resolve('tsx');
-  } catch {
-    return 'tsx';
-  }
-}
-
-function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
-  return signal ? `worker killed by ${signal}` : `worker exited with code ${code}`;
-}
-
 /**
  * Runs every spec whose identity (planGrid) is not yet in the store on `workers` child processes
- * (each owns its TF.js engine), appending each result the moment it arrives. Safe to kill at any
- * time: finished runs are on disk (fsync'ed), unfinished ones are simply not there and run again
- * next time; only this process writes the store, so nothing is written twice.
+ * (each owns its TF.js engine; see pool.ts), appending each result the moment it arrives. Safe to
+ * kill at any time: finished runs are on disk (fsync'ed), unfinished ones are simply not there and
+ * run again next time; only this process writes the store, so nothing is written twice.
  */
 export async function runGrid(specs: readonly ExperimentSpec[], options: RunGridOptions): Promise<GridSummary> {
   const started = Date.now();
-  const retries = options.retries ?? 1;
   const all = uniqueSpecs([...specs]);
   const store = readResults(options.resultsFile);
   const warning = storeWarning(options.resultsFile, store);
   if (warning) process.stderr.write(`warning: ${warning}\n`);
   const resolve = options.identity ?? createIdentityResolver({ numerics: options.numerics });
   const plan = await planGrid(all, store.rows, resolve);
-  const queue: Job[] = plan.pending.map((p) => ({ spec: p.spec, identity: p.identity, hash: p.hash, label: p.label, attempts: 0 }));
   const summary: GridSummary = {
     total: all.length,
     skipped: plan.done.length,
@@ -344,208 +296,25 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
     summary.failed++;
     summary.failures.push({ hash: u.hash, label: u.label, error: u.error });
   }
-  if (queue.length === 0) {
-    summary.seconds = (Date.now() - started) / 1000;
-    return summary;
+  if (plan.pending.length > 0) {
+    const cores = availableParallelism();
+    const size = Math.max(1, Math.min(options.workers ?? cores, plan.pending.length));
+    const env = workerEnv({ base: process.env, extra: options.env, workers: size, cores });
+    const pool = new GridPool(plan.pending, {
+      size,
+      env,
+      runnerModule: options.runnerModule,
+      retries: options.retries ?? 1,
+      resultsFile: options.resultsFile,
+      emit,
+      progress: options.progress,
+    });
+    const outcome = await pool.run();
+    summary.ran = outcome.ran;
+    summary.failed += outcome.failed;
+    summary.failures.push(...outcome.failures);
+    summary.interrupted = outcome.interrupted;
   }
-
-  const cores = availableParallelism();
-  const workerCount = Math.max(1, Math.min(options.workers ?? cores, queue.length));
-  const env = workerEnv({ base: process.env, extra: options.env, workers: workerCount, cores });
-  const runner = runnerUrl(options.runnerModule);
-  const tsx = tsxImport();
-  const progress = createProgress({
-    label: 'grid',
-    total: queue.length,
-    unit: 'runs',
-    fields: ['acc', 'busy'],
-    enabled: options.progress,
-  });
-  const slots = new Set<Slot>();
-  let nextId = 1;
-  let finished = 0;
-  let lastAccuracy = '-';
-
-  return new Promise<GridSummary>((resolvePromise, rejectPromise) => {
-    let settled = false;
-    let fatal: Error | undefined;
-
-    const busy = (): number => [...slots].filter((s) => s.job).length;
-
-    const settleIfDone = (): void => {
-      if (settled || slots.size > 0) return;
-      if (!fatal && !summary.interrupted && (queue.length > 0 || busy() > 0)) return;
-      settled = true;
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      progress.stop();
-      summary.seconds = (Date.now() - started) / 1000;
-      if (fatal) rejectPromise(fatal);
-      else resolvePromise(summary);
-    };
-
-    const stopAll = (): void => {
-      for (const slot of slots) {
-        slot.retiring = true;
-        slot.child.kill('SIGKILL');
-      }
-      settleIfDone();
-    };
-
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.stderr.write(`\ngrid: ${signal} received, stopping workers (finished runs are saved; rerun to continue)\n`);
-      summary.interrupted = true;
-      queue.length = 0;
-      stopAll();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-
-    const countDone = (): void => {
-      finished++;
-      progress.update(finished, { acc: lastAccuracy, busy: busy() });
-    };
-
-    const fail = (job: Job, error: string, retryable: boolean): void => {
-      const retrying = retryable && job.attempts <= retries && !summary.interrupted && fatal === undefined;
-      process.stderr.write(
-        `grid: run ${job.label} (${job.hash}) failed on attempt ${job.attempts}: ${error}${retrying ? ' (retrying on a new worker)' : ''}\n`,
-      );
-      emit({ type: 'failure', hash: job.hash, label: job.label, error, attempt: job.attempts, retrying });
-      if (retrying) {
-        queue.unshift(job);
-      } else {
-        summary.failed++;
-        summary.failures.push({ hash: job.hash, label: job.label, error });
-        countDone();
-      }
-    };
-
-    const dispatch = (slot: Slot): void => {
-      if (summary.interrupted || fatal) return;
-      const job = queue.shift();
-      if (!job) {
-        // Nothing left for this worker: closing the channel lets it exit on its own.
-        slot.retiring = true;
-        if (slot.child.connected) slot.child.disconnect();
-        return;
-      }
-      job.attempts++;
-      slot.job = job;
-      emit({ type: 'start', hash: job.hash, label: job.label, worker: slot.id, attempt: job.attempts });
-      const message: ParentMessage = { type: 'run', spec: job.spec, hash: job.hash };
-      slot.child.send(message);
-      progress.update(finished, { acc: lastAccuracy, busy: busy() });
-    };
-
-    const spawnWorker = (): void => {
-      const child = fork(workerPath, [runner], {
-        execArgv: ['--import', tsx],
-        // Worker stdout goes to our stderr: our stdout carries the CLI's JSON summary only. Workers
-        // draw no progress bars of their own; the grid's bar is the one the user watches. Threads:
-        // the cores split between the workers (workerEnv).
-        stdio: ['ignore', 2, 2, 'ipc'],
-        env,
-      });
-      const slot: Slot = { id: nextId++, child, ready: false, retiring: false };
-      slots.add(slot);
-
-      child.on('message', (raw: unknown) => {
-        const msg = raw as WorkerMessage;
-        switch (msg.type) {
-          case 'ready':
-            slot.ready = true;
-            dispatch(slot);
-            break;
-          case 'fatal':
-            // The runner module itself cannot load: every run would fail the same way.
-            fatal ??= new UserError(`cannot start grid workers: ${msg.error}`);
-            queue.length = 0;
-            stopAll();
-            break;
-          case 'progress':
-            if (slot.job) emit({ type: 'progress', hash: slot.job.hash, label: slot.job.label, ...msg.progress });
-            break;
-          case 'result': {
-            const job = slot.job;
-            if (!job || job.hash !== msg.hash) break;
-            slot.job = undefined;
-            // The grid's spec is the run's spec, whatever the runner echoed back; the row's hash is the
-            // identity of what it reports it ran (its fingerprint, recipe and numerics).
-            const parsed = ResultRowSchema.safeParse({ ...(msg.row as object), hash: job.hash, spec: job.spec });
-            if (!parsed.success) {
-              fail(job, `the runner returned an invalid result row: ${formatIssues(parsed.error)}`, false);
-            } else {
-              const row: ResultRow = { ...parsed.data, hash: rowHash(parsed.data) };
-              try {
-                appendResult(options.resultsFile, row);
-              } catch (error) {
-                fatal ??= new UserError(`${options.resultsFile}: cannot append a result (${(error as Error).message})`);
-                queue.length = 0;
-                stopAll();
-                break;
-              }
-              if (row.hash !== job.hash) {
-                // Stored under what it did run (nothing computed is lost), but not what was planned: the
-                // worker's model or engine differs from this process's, and a rerun would do it again.
-                const changes = identityChanges(job.identity, rowIdentity(row)).join('; ');
-                fail(job, `the worker ran another identity than planned (${changes}); stored as ${row.hash}, not counted as done`, false);
-              } else {
-                summary.ran++;
-                const acc = row.final.accuracy;
-                lastAccuracy = acc == null ? 'NaN' : acc.toFixed(4);
-                emit({ type: 'result', hash: job.hash, label: job.label, row });
-                countDone();
-              }
-            }
-            dispatch(slot);
-            break;
-          }
-          case 'error': {
-            const job = slot.job;
-            if (!job || job.hash !== msg.hash) break;
-            slot.job = undefined;
-            // A UserError (missing dataset, bad layer selector) fails the same way every time; anything
-            // else may have left the engine in a bad state, so the retry gets a fresh process.
-            if (msg.userError) {
-              fail(job, msg.error, false);
-              dispatch(slot);
-            } else {
-              fail(job, msg.error, true);
-              slot.retiring = true;
-              child.kill('SIGKILL');
-            }
-            break;
-          }
-        }
-      });
-
-      child.on('error', (error) => {
-        process.stderr.write(`grid: worker ${slot.id}: ${error.message}\n`);
-      });
-
-      child.on('exit', (code, signal) => {
-        slots.delete(slot);
-        const job = slot.job;
-        slot.job = undefined;
-        const stopping = summary.interrupted || fatal !== undefined;
-        // A run cut off because we are stopping is not a failure: it is simply not done yet.
-        if (job && !stopping) fail(job, describeExit(code, signal), true);
-        else if (!job && !slot.ready && !slot.retiring && !stopping) {
-          // Died before it could take work (tsx missing, out of memory at start): respawning would loop.
-          fatal = new Error(`a grid worker failed to start (${describeExit(code, signal)})`);
-          queue.length = 0;
-          stopAll();
-        }
-        if (!summary.interrupted && fatal === undefined) {
-          const live = [...slots].filter((s) => !s.retiring);
-          const waiting = live.filter((s) => !s.job).length;
-          if (queue.length > waiting && live.length < workerCount) spawnWorker();
-        }
-        settleIfDone();
-      });
-    };
-
-    for (let i = 0; i < workerCount; i++) spawnWorker();
-  });
+  summary.seconds = (Date.now() - started) / 1000;
+  return summary;
 }
