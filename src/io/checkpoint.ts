@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, configToJson, parseConfig, type ModelConfig } from '../model/config';
-import { parameterLayout, type HeadKind, type ParamInfo, type ParamMap } from '../model/names';
+import { ARCHITECTURES, architecture, parameterLayout, type HeadKind, type ParamInfo, type ParamMap } from '../model/names';
 import { initValues } from '../model/init';
 import { jsonErrorText, UserError } from '../errors';
 import {
@@ -59,16 +59,6 @@ export interface LoadOptions {
 }
 
 export const TOKENIZER_FILES = ['vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
-
-/** Hugging Face's initializer_range default, used for every head weight we create. */
-
-const PREFIX = { bert: 'bert.', distilbert: 'distilbert.' } as const;
-
-/** Weight names tied to the word embeddings: stored by HF for compatibility, never a parameter of their own. */
-const TIED_DECODER = { bert: 'cls.predictions.decoder.weight', distilbert: 'vocab_projector.weight' } as const;
-
-/** BERT's MLM decoder bias is the same Parameter as cls.predictions.bias; files may hold either name. */
-const DECODER_BIAS_ALIAS = 'cls.predictions.decoder.bias';
 
 async function pathKind(path: string): Promise<'file' | 'dir' | 'other' | undefined> {
   try {
@@ -154,7 +144,7 @@ function knownNames(config: ModelConfig): Set<string> {
 /** Old TF-converted BERTs call LayerNorm parameters gamma/beta; some files drop the model prefix. */
 function canonicalKey(key: string, config: ModelConfig, known: Set<string>): string {
   const name = key.replace(/\.gamma$/, '.weight').replace(/\.beta$/, '.bias');
-  const prefixed = PREFIX[config.modelType] + name;
+  const prefixed = `${architecture(config).base}.${name}`;
   if (!known.has(name) && known.has(prefixed)) return prefixed;
   return name;
 }
@@ -235,7 +225,9 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
     }
   }
 
-  const head: HeadKind = options.head ?? (stored.has('classifier.weight') ? 'classifier' : 'none');
+  const { classifier, mlm } = architecture(config);
+  const classifierWeight = `${classifier.out}.weight`;
+  const head: HeadKind = options.head ?? (stored.has(classifierWeight) ? 'classifier' : 'none');
   if (!['classifier', 'mlm', 'none'].includes(head)) throw new UserError(`head must be classifier, mlm or none (got ${JSON.stringify(head)})`);
   const { numLabels, labels, explicit } = head === 'classifier' ? resolveLabels(config, options) : { numLabels: undefined, labels: undefined, explicit: false };
   const layout = parameterLayout(config, head, numLabels);
@@ -243,13 +235,13 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
   const wordEmbeddings = layout[0];
 
   // A classifier of another size is replaced when the caller asked for a size (new task), an error otherwise.
-  const storedClassifier = stored.get('classifier.weight');
+  const storedClassifier = stored.get(classifierWeight);
   let replaceClassifier: string | undefined;
-  if (head === 'classifier' && storedClassifier && !sameShape(storedClassifier.shape, byName.get('classifier.weight')!.shape)) {
+  if (head === 'classifier' && storedClassifier && !sameShape(storedClassifier.shape, byName.get(classifierWeight)!.shape)) {
     if (!explicit) {
       throw new UserError(
         `${storedClassifier.file}: tensor "${storedClassifier.key}" has shape ${shapeText(storedClassifier.shape)} but ${configPath} ` +
-          `implies ${shapeText(byName.get('classifier.weight')!.shape)} (${numLabels} labels); pass --num-labels (numLabels in code) to replace the classifier with a new one of that size`,
+          `implies ${shapeText(byName.get(classifierWeight)!.shape)} (${numLabels} labels); pass --num-labels (numLabels in code) to replace the classifier with a new one of that size`,
       );
     }
     replaceClassifier = `the file's classifier has ${storedClassifier.shape[0]} labels, ${numLabels} requested`;
@@ -258,20 +250,21 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
   const used = new Map<string, StoredTensor>();
   for (const [name, t] of stored) {
     const info = byName.get(name);
-    if (name === TIED_DECODER[config.modelType]) {
+    if (name === mlm.tiedDecoder) {
       if (!sameShape(t.shape, wordEmbeddings.shape)) {
         throw new UserError(`${t.file}: tensor "${t.key}" has shape ${shapeText(t.shape)} but it is tied to ${wordEmbeddings.name} ${shapeText(wordEmbeddings.shape)}`);
       }
       ignore(t, `tied to ${wordEmbeddings.name}`);
-    } else if (config.modelType === 'bert' && name === DECODER_BIAS_ALIAS) {
+    } else if (name === mlm.biasAlias) {
+      // The same Parameter as the decoder bias; files may hold either name.
       if (head !== 'mlm') ignore(t, `not used by head '${head}'`);
-      else if (stored.has('cls.predictions.bias')) ignore(t, 'alias of cls.predictions.bias, which is stored too');
-      else if (!sameShape(t.shape, byName.get('cls.predictions.bias')!.shape)) {
-        throw new UserError(`${t.file}: tensor "${t.key}" has shape ${shapeText(t.shape)} but ${configPath} implies ${shapeText(byName.get('cls.predictions.bias')!.shape)}`);
-      } else used.set('cls.predictions.bias', t);
+      else if (stored.has(mlm.bias)) ignore(t, `alias of ${mlm.bias}, which is stored too`);
+      else if (!sameShape(t.shape, byName.get(mlm.bias)!.shape)) {
+        throw new UserError(`${t.file}: tensor "${t.key}" has shape ${shapeText(t.shape)} but ${configPath} implies ${shapeText(byName.get(mlm.bias)!.shape)}`);
+      } else used.set(mlm.bias, t);
     } else if (!info) {
       ignore(t, known.has(name) ? `not used by head '${head}'` : `not a ${config.modelType} parameter`);
-    } else if (replaceClassifier && name.startsWith('classifier.')) {
+    } else if (replaceClassifier && name.startsWith(`${classifier.out}.`)) {
       ignore(t, replaceClassifier);
     } else if (!sameShape(t.shape, info.shape)) {
       throw new UserError(
@@ -296,7 +289,7 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
   for (const p of layout) {
     if (used.has(p.name)) continue;
     created.set(p.name, initValues(p, seed));
-    const reason = replaceClassifier && p.name.startsWith('classifier.') ? replaceClassifier : 'absent from the checkpoint';
+    const reason = replaceClassifier && p.name.startsWith(`${classifier.out}.`) ? replaceClassifier : 'absent from the checkpoint';
     report.initialised.push({ name: p.name, reason: `${reason}; initialised from seed ${seed}` });
   }
 
@@ -358,15 +351,10 @@ export interface SaveOptions {
 }
 
 function inferHead(params: ParamMap): HeadKind {
-  if (params.has('classifier.weight')) return 'classifier';
-  if (params.has('cls.predictions.bias') || params.has('vocab_projector.bias')) return 'mlm';
+  if (Object.values(ARCHITECTURES).some((a) => params.has(`${a.classifier.out}.weight`))) return 'classifier';
+  if (Object.values(ARCHITECTURES).some((a) => params.has(a.mlm.bias))) return 'mlm';
   return 'none';
 }
-
-const ARCHITECTURES: Record<ModelConfig['modelType'], Record<HeadKind, string>> = {
-  bert: { classifier: 'BertForSequenceClassification', mlm: 'BertForMaskedLM', none: 'BertModel' },
-  distilbert: { classifier: 'DistilBertForSequenceClassification', mlm: 'DistilBertForMaskedLM', none: 'DistilBertModel' },
-};
 
 async function tokenizerSources(spec: string | string[] | undefined): Promise<string[]> {
   if (spec === undefined) return [];
@@ -389,7 +377,7 @@ export async function saveCheckpoint(dir: string, checkpoint: CheckpointLike, op
   const head = checkpoint.head ?? inferHead(params);
   const target = resolve(dir);
   const weightsPath = join(target, 'model.safetensors');
-  const numLabels = head === 'classifier' ? params.get('classifier.weight')?.shape[0] : undefined;
+  const numLabels = head === 'classifier' ? params.get(`${architecture(config).classifier.out}.weight`)?.shape[0] : undefined;
   const layout = parameterLayout(config, head, numLabels);
   const expected = new Set(layout.map((p) => p.name));
   for (const p of layout) {
@@ -416,8 +404,9 @@ export async function saveCheckpoint(dir: string, checkpoint: CheckpointLike, op
 
   const tensors = new Map<string, WriteTensor>();
   for (const p of layout) tensors.set(p.name, { shape: p.shape, data: (await params.get(p.name)!.data()) as Float32Array });
-  if (head === 'mlm') tensors.set(TIED_DECODER[config.modelType], tensors.get(layout[0].name)!);
-  const json = { ...configToJson(config, labels), architectures: [ARCHITECTURES[config.modelType][head]] };
+  // HF files store the tied decoder weight too, and transformers expects it there.
+  if (head === 'mlm') tensors.set(architecture(config).mlm.tiedDecoder, tensors.get(layout[0].name)!);
+  const json = { ...configToJson(config, labels), architectures: [architecture(config).classes[head]] };
   const sources = await tokenizerSources(checkpoint.tokenizerFiles);
 
   const parent = dirname(target);

@@ -1,15 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
-import type { ParamMap } from './names';
+import { embeddingNames, layerNames, type ParamMap } from './names';
 import { embeddingsFused } from '../backend/fused';
 import { fusedNative } from '../backend/native/state';
-import { additiveMask, attentionBlock, DropoutSeeds, feedForwardBlock, layerNorm, param, type LayerNames } from './layers';
+import { additiveMask, attentionBlock, DropoutSeeds, feedForwardBlock, layerNorm, param } from './layers';
 
 /**
  * The BERT and DistilBERT encoders (Hugging Face modeling_bert / modeling_distilbert, eval and train
  * modes). Both are post-LayerNorm transformers with the same data flow; they differ only in parameter
- * names and in DistilBERT having no token type embeddings, so one function serves both with a
- * name table per model type.
+ * names (one table per architecture, ./names.ts) and in DistilBERT having no token type embeddings,
+ * so one function serves both.
  */
 
 export interface EncoderInputs {
@@ -33,64 +33,33 @@ export interface EncoderOutput {
   lastHiddenState: tf.Tensor3D;
 }
 
-function layerNames(config: ModelConfig, i: number): LayerNames {
-  if (config.modelType === 'bert') {
-    const p = `bert.encoder.layer.${i}`;
-    return {
-      attention: {
-        query: `${p}.attention.self.query`,
-        key: `${p}.attention.self.key`,
-        value: `${p}.attention.self.value`,
-        output: `${p}.attention.output.dense`,
-      },
-      attentionNorm: `${p}.attention.output.LayerNorm`,
-      ffnIn: `${p}.intermediate.dense`,
-      ffnOut: `${p}.output.dense`,
-      outputNorm: `${p}.output.LayerNorm`,
-    };
-  }
-  const p = `distilbert.transformer.layer.${i}`;
-  return {
-    attention: { query: `${p}.attention.q_lin`, key: `${p}.attention.k_lin`, value: `${p}.attention.v_lin`, output: `${p}.attention.out_lin` },
-    attentionNorm: `${p}.sa_layer_norm`,
-    ffnIn: `${p}.ffn.lin1`,
-    ffnOut: `${p}.ffn.lin2`,
-    outputNorm: `${p}.output_layer_norm`,
-  };
-}
-
-export function prefixOf(config: ModelConfig): string {
-  return config.modelType === 'bert' ? 'bert' : 'distilbert';
-}
-
 function embeddings(config: ModelConfig, params: ParamMap, inputs: EncoderInputs, dropout: DropoutSeeds, training: boolean): tf.Tensor3D {
-  const prefix = `${prefixOf(config)}.embeddings`;
+  const names = embeddingNames(config);
   const [b, t] = inputs.inputIds.shape;
   if (t > config.maxPositions) {
     throw new Error(`sequence length ${t} exceeds max_position_embeddings ${config.maxPositions}`);
   }
   const native = fusedNative();
   if (native) {
-    const hasTypes = config.modelType === 'bert' && config.typeVocabSize > 0;
     const hidden = dropout.next(config.hiddenDropout, training);
     return embeddingsFused(
-      native, inputs.inputIds, hasTypes ? inputs.tokenTypeIds : undefined,
-      param(params, `${prefix}.word_embeddings.weight`), param(params, `${prefix}.position_embeddings.weight`),
-      hasTypes ? param(params, `${prefix}.token_type_embeddings.weight`) : undefined,
-      { weight: param(params, `${prefix}.LayerNorm.weight`), bias: param(params, `${prefix}.LayerNorm.bias`) },
+      native, inputs.inputIds, names.tokenType !== undefined ? inputs.tokenTypeIds : undefined,
+      param(params, `${names.word}.weight`), param(params, `${names.position}.weight`),
+      names.tokenType !== undefined ? param(params, `${names.tokenType}.weight`) : undefined,
+      { weight: param(params, `${names.norm}.weight`), bias: param(params, `${names.norm}.bias`) },
       { eps: config.layerNormEps, hiddenDropout: hidden.rate, hiddenSeed: hidden.seed },
     );
   }
   const flatIds = inputs.inputIds.reshape([-1]).toInt();
-  let x = tf.gather(param(params, `${prefix}.word_embeddings.weight`), flatIds).reshape([b, t, config.hiddenSize]);
-  const positions = tf.gather(param(params, `${prefix}.position_embeddings.weight`), tf.range(0, t, 1, 'int32'));
+  let x = tf.gather(param(params, `${names.word}.weight`), flatIds).reshape([b, t, config.hiddenSize]);
+  const positions = tf.gather(param(params, `${names.position}.weight`), tf.range(0, t, 1, 'int32'));
   x = x.add(positions.expandDims(0));
-  if (config.modelType === 'bert' && config.typeVocabSize > 0) {
-    const typeTable = param(params, `${prefix}.token_type_embeddings.weight`);
+  if (names.tokenType !== undefined) {
+    const typeTable = param(params, `${names.tokenType}.weight`);
     const typeIds = inputs.tokenTypeIds ?? tf.zeros([b, t], 'int32');
     x = x.add(tf.gather(typeTable, typeIds.reshape([-1]).toInt()).reshape([b, t, config.hiddenSize]));
   }
-  x = layerNorm(params, `${prefix}.LayerNorm`, x, config.layerNormEps);
+  x = layerNorm(params, names.norm, x, config.layerNormEps);
   return dropout.apply(x, config.hiddenDropout, training) as tf.Tensor3D;
 }
 

@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
-import type { HeadKind, ParamMap } from './names';
+import { ARCHITECTURES, architecture, embeddingNames, type HeadKind, type ParamMap } from './names';
 import { denseGelu, DropoutSeeds, layerNorm, linear, param } from './layers';
-import { encode, prefixOf, type EncoderInputs, type ForwardOptions } from './encoder';
+import { encode, type EncoderInputs, type ForwardOptions } from './encoder';
 
 /** BERT's pooler: tanh(dense(hidden state of [CLS])). */
 export function pool(params: ParamMap, lastHiddenState: tf.Tensor3D): tf.Tensor2D {
   const cls = lastHiddenState.slice([0, 0, 0], [-1, 1, -1]).squeeze([1]);
-  return tf.tanh(linear(params, 'bert.pooler.dense', cls)) as tf.Tensor2D;
+  return tf.tanh(linear(params, ARCHITECTURES.bert.classifier.pooler, cls)) as tf.Tensor2D;
 }
 
 /**
@@ -21,14 +21,15 @@ export function classifierLogits(
   dropout: DropoutSeeds,
   training: boolean,
 ): { logits: tf.Tensor2D; pooled?: tf.Tensor2D } {
+  const names = architecture(config).classifier;
   if (config.modelType === 'bert') {
     const pooled = pool(params, lastHiddenState);
     const x = dropout.apply(pooled, config.classifierDropout, training);
-    return { logits: linear(params, 'classifier', x) as tf.Tensor2D, pooled };
+    return { logits: linear(params, names.out, x) as tf.Tensor2D, pooled };
   }
   const cls = lastHiddenState.slice([0, 0, 0], [-1, 1, -1]).squeeze([1]);
-  const x = dropout.apply(tf.relu(linear(params, 'pre_classifier', cls)), config.classifierDropout, training);
-  return { logits: linear(params, 'classifier', x) as tf.Tensor2D };
+  const x = dropout.apply(tf.relu(linear(params, names.pooler, cls)), config.classifierDropout, training);
+  return { logits: linear(params, names.out, x) as tf.Tensor2D };
 }
 
 /**
@@ -37,13 +38,11 @@ export function classifierLogits(
  * Callers pass only the masked positions: the vocabulary projection is the most expensive matMul.
  */
 export function mlmLogits(config: ModelConfig, params: ParamMap, hidden: tf.Tensor2D): tf.Tensor2D {
-  const words = param(params, `${prefixOf(config)}.embeddings.word_embeddings.weight`) as tf.Tensor2D;
-  if (config.modelType === 'bert') {
-    const t = layerNorm(params, 'cls.predictions.transform.LayerNorm', denseGelu(params, 'cls.predictions.transform.dense', hidden), config.layerNormEps);
-    return tf.matMul(t as tf.Tensor2D, words, false, true).add(param(params, 'cls.predictions.bias'));
-  }
-  const t = layerNorm(params, 'vocab_layer_norm', denseGelu(params, 'vocab_transform', hidden), 1e-12);
-  return tf.matMul(t as tf.Tensor2D, words, false, true).add(param(params, 'vocab_projector.bias'));
+  const words = param(params, `${embeddingNames(config).word}.weight`) as tf.Tensor2D;
+  const names = architecture(config).mlm;
+  // DistilBERT's layerNormEps is its hard-coded 1e-12 (config.ts), the eps of its vocab_layer_norm too.
+  const t = layerNorm(params, names.norm, denseGelu(params, names.transform, hidden), config.layerNormEps);
+  return tf.matMul(t as tf.Tensor2D, words, false, true).add(param(params, names.bias));
 }
 
 export interface ForwardOutput {
@@ -68,6 +67,6 @@ export function forward(
     const { logits, pooled } = classifierLogits(config, params, lastHiddenState, dropout, training);
     return { hiddenStates, lastHiddenState, poolerOutput: pooled, logits };
   }
-  const poolerOutput = config.modelType === 'bert' && params.has('bert.pooler.dense.weight') ? pool(params, lastHiddenState) : undefined;
+  const poolerOutput = config.modelType === 'bert' && params.has(`${ARCHITECTURES.bert.classifier.pooler}.weight`) ? pool(params, lastHiddenState) : undefined;
   return { hiddenStates, lastHiddenState, poolerOutput };
 }
