@@ -13,6 +13,7 @@ import { disposeParams } from '../src/model/names';
 import { createRng } from '../src/random';
 import { PretrainArgsSchema, pretrain, pretrainPaths, readCurve, type PretrainArgs, type PretrainState } from '../src/train/pretrain';
 import { exportPretrainedModel } from '../src/train/model-card';
+import { sinusoidalPositions } from '../src/model/init';
 
 // wasm for speed where only the outcome matters; cpu where two runs must agree to the bit.
 await initEngine({ backend: 'wasm' });
@@ -230,4 +231,34 @@ test('a compact run (bf16 moments, no packed ids) resumes: the ids regenerate an
     assert.match(error.message, /the data changed, so this run cannot resume/);
     return true;
   });
+});
+
+test('a new run starts its position embeddings from the sinusoidal table; a run from before --position-init resumes with the normal one', async () => {
+  await tf.setBackend('cpu');
+  const data = await corpusDir('positions', 60, 1);
+  const positions = 'bert.embeddings.position_embeddings.weight';
+  const fresh = join(work, 'positions-fresh');
+  const freshState = await pretrain({ out: fresh, args: tinyArgs(data, 4), backend: 'cpu', maxStepsThisRun: 1, ...quiet });
+  assert.equal(freshState.args.positionInit, 'sinusoidal');
+  const after1 = await readSafetensors(join(pretrainPaths(fresh).checkpoint, 'model.safetensors'));
+  const table = sinusoidalPositions(512, 32);
+  const moved = (after1.tensors.get(positions)!.data as Float32Array).reduce((m, v, i) => Math.max(m, Math.abs(v - table[i])), 0);
+  // One AdamW step moves a weight by about the learning rate (1e-3 peak, less in warmup); the normal table is ~0.02 away.
+  assert.ok(moved <= 1.5e-3, `position embeddings moved ${moved} from the sinusoidal table in one step`);
+
+  const straightNormal = join(work, 'positions-normal');
+  const normalArgs = tinyArgs(data, 4, { positionInit: 'normal' });
+  await pretrain({ out: straightNormal, args: normalArgs, backend: 'cpu', ...quiet });
+  const legacy = join(work, 'positions-legacy');
+  await pretrain({ out: legacy, args: normalArgs, backend: 'cpu', maxStepsThisRun: 2, ...quiet });
+  const p = pretrainPaths(legacy);
+  const saved = JSON.parse(await readFile(p.state, 'utf8')) as PretrainState;
+  const { positionInit, ...olderArgs } = saved.args;
+  assert.equal(positionInit, 'normal');
+  await writeFile(p.state, JSON.stringify({ ...saved, args: olderArgs }));
+  const resumed = await pretrain({ out: legacy, resume: true, backend: 'cpu', ...quiet });
+  assert.equal(resumed.args.positionInit, 'normal');
+  const a = await readSafetensors(join(pretrainPaths(straightNormal).checkpoint, 'model.safetensors'));
+  const b = await readSafetensors(join(p.checkpoint, 'model.safetensors'));
+  for (const [name, t] of a.tensors) assert.deepEqual(b.tensors.get(name)!.data, t.data, name);
 });

@@ -1,10 +1,11 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { initEngine } from '../backend/engine';
 import { UserError } from '../errors';
 import { PretrainArgsSchema, pretrain, type PretrainArgs } from '../train/pretrain';
 import { exportPretrainedModel } from '../train/model-card';
 import { int, num, printJson } from './options';
 import { checkOutputDir } from '../io/output-dir';
+import { POSITION_INITS } from '../model/init';
 
 /** The flag that sets each argument, for error messages. */
 const flagOf = (key: string): string => (key === 'learningRate' ? '--lr' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
@@ -42,6 +43,7 @@ export function register(program: Command): void {
     .option('--pretrain-dropout <x>', "dropout while pretraining (default: the config's 0.1, which fine-tuning keeps)")
     .option('--held-out-sequences <n>', 'held-out sequences for the MLM curve', '64')
     .option('--compact-state', 'keep optimizer moments in bfloat16 in snapshots (half the bytes, for committing a run)')
+    .addOption(new Option('--position-init <kind>', 'start of the learned position embeddings (sinusoidal: attention to neighbours forms early; normal: N(0, 0.02) as Hugging Face)').choices(POSITION_INITS))
     .option('--seed <n>', 'seed for corpus split, init, batches, masks and dropout', '0')
     .option('--eval-every <n>', 'held-out MLM evaluation interval (steps)', '200')
     .option('--checkpoint-every <n>', 'snapshot interval (steps)', '200')
@@ -75,6 +77,7 @@ export function register(program: Command): void {
             pretrainDropout: o.pretrainDropout === undefined ? undefined : num(o.pretrainDropout, '--pretrain-dropout'),
             heldOutSequences: int(o.heldOutSequences, '--held-out-sequences'),
             compactState: Boolean(o.compactState),
+            positionInit: o.positionInit,
             seed: int(o.seed, '--seed'),
             evalEvery: int(o.evalEvery, '--eval-every'),
             checkpointEvery: int(o.checkpointEvery, '--checkpoint-every'),
@@ -86,7 +89,8 @@ export function register(program: Command): void {
         args,
         resume: Boolean(o.resume),
         maxStepsThisRun: o.maxSteps ? int(o.maxSteps, '--max-steps') : undefined,
-        backend: engine.backend,
+        // The wasm backend with native kernels trains several times faster than without: say which ran.
+        backend: engine.native?.enabled ? `${engine.backend} + native kernels (${engine.native.blas}, ${engine.native.threads} threads)` : engine.backend,
         command: ['pretrain', ...process.argv.slice(3)].join(' '),
       });
       let exported: string | undefined;

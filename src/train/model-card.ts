@@ -58,8 +58,9 @@ layers to corrupt without any download. It is far weaker than bert-base-uncased:
 | sequences | packed to ${a.maxLength} tokens; ${state.trainSequences} training, ${state.heldOutSequences} held out (by document) |
 | tokens seen | ${state.tokensSeen} (${state.step} steps of ${a.batchSize} x ${a.maxLength}) |
 | optimiser | AdamW, peak lr ${a.learningRate}, warmup ${a.warmupRatio * 100} %, linear decay, weight decay ${a.weightDecay}, gradient clipping at ${a.maxGradNorm} |
+| position embeddings | learned, started from ${a.positionInit === 'sinusoidal' ? 'a sine/cosine table (see `--position-init`)' : 'N(0, 0.02) as Hugging Face'} |
 | dropout while pretraining | ${a.pretrainDropout ?? 0.1} (the saved config keeps 0.1 for fine-tuning) |
-| wall time | ${(state.seconds / 3600).toFixed(2)} h of training steps on the ${state.backend} backend |
+| wall time | ${(state.seconds / 3600).toFixed(2)} h of training steps on ${state.backend} |
 | held-out MLM | loss ${last?.heldOutLoss?.toFixed(3) ?? '-'}, accuracy ${pct(last?.heldOutAccuracy)} |
 | unigram baseline | always predicting "${state.unigramBaseline.token}": accuracy ${pct(state.unigramBaseline.accuracy)} |
 | weights | fp16 safetensors (trained in fp32) |

@@ -7,7 +7,7 @@ import { bertConfig, type ModelConfig } from '../model/config';
 import { encode } from '../model/encoder';
 import { mlmLogits } from '../model/heads';
 import { DropoutSeeds } from '../model/layers';
-import { initParams } from '../model/init';
+import { initParams, POSITION_INITS } from '../model/init';
 import type { ParamMap } from '../model/names';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
@@ -56,6 +56,8 @@ export const PretrainArgsSchema = z
      * between sessions. A resume is then close to, not bit-identical with, an uninterrupted run.
      */
     compactState: z.boolean().default(false),
+    /** See POSITION_INITS. Runs started before this option existed used 'normal' (readState fills it in). */
+    positionInit: z.enum(POSITION_INITS).default('sinusoidal'),
     seed: z.number().int().default(0),
     evalEvery: z.number().int().positive().default(200),
     checkpointEvery: z.number().int().positive().default(200),
@@ -112,6 +114,17 @@ const paths = (out: string) => ({
 export async function recoverSnapshot(out: string): Promise<void> {
   const p = paths(out);
   if (!existsSync(p.snapshot) && existsSync(`${p.snapshot}.old`)) await rename(`${p.snapshot}.old`, p.snapshot);
+}
+
+/**
+ * Arguments added after a run was started take the value that run actually used, not today's default,
+ * so an old run resumes as it began.
+ */
+function withLegacyDefaults(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null) return raw;
+  const state = raw as { args?: Record<string, unknown> };
+  if (typeof state.args !== 'object' || state.args === null || 'positionInit' in state.args) return raw;
+  return { ...state, args: { ...state.args, positionInit: 'normal' } };
 }
 
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
@@ -344,7 +357,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainState>
   let optimizerState: { step: number; m: Record<string, Float32Array>; v: Record<string, Float32Array> } | undefined;
   await recoverSnapshot(options.out);
   if (options.resume && existsSync(p.state)) {
-    const parsed = StateSchema.safeParse(JSON.parse(await readFile(p.state, 'utf8')));
+    const parsed = StateSchema.safeParse(withLegacyDefaults(JSON.parse(await readFile(p.state, 'utf8'))));
     if (!parsed.success) throw new UserError(`${p.state}: not a pretraining state file (${parsed.error.issues[0]?.message})`);
     state = parsed.data;
     if (options.args && JSON.stringify(options.args) !== JSON.stringify(state.args)) {
@@ -388,7 +401,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainState>
       intermediateSize: args.ffn,
       maxPositions: Math.max(512, args.maxLength),
     });
-    params = initParams(config, 'mlm', 2, args.seed);
+    params = initParams(config, 'mlm', 2, args.seed, { positionInit: args.positionInit });
     state = {
       args,
       step: 0,
