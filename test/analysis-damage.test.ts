@@ -17,6 +17,9 @@ process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const tiny = await makeTinyModel(join(work, 'tiny'), { numLayers: 2, hiddenSize: 32 });
 const model: MlmModel = await loadMlmModel(tiny.dir);
 const texts = sentimentExamples(60, 3).map((e) => e.text);
+// A corruption that touches the chosen layers' tensors and changes none (a ratio of 0 is refused): noise of
+// 1e-50 x std is below half of float32's smallest step, so every entry rounds back to itself.
+const noOp = (layers: string) => `${layers}/all/noise:0.${'0'.repeat(49)}1`;
 
 test('hiddenStatesFor: masked mean pooling and [CLS] equal each text encoded alone (no padding), in text order', () => {
   const some = ['the movie was good .', 'bad', 'a very very dull film and the plot is weak , but the music is nice'];
@@ -40,11 +43,11 @@ test('hiddenStatesFor: masked mean pooling and [CLS] equal each text encoded alo
   });
 });
 
-test('mlmDamage: clean first, one row per spec and seed; a zero-noise corruption scores exactly as the clean model', async () => {
+test('mlmDamage: clean first, one row per spec and seed; a corruption that changes no weight scores exactly as the clean model', async () => {
   const before = tf.memory().numTensors;
   const rows = await mlmDamage({
     model,
-    specs: ['bottom:1', 'top:1', 'bottom:2/all/noise:0', 'bottom:2'],
+    specs: ['bottom:1', 'top:1', noOp('bottom:2'), 'bottom:2'],
     texts,
     seeds: [0, 1],
     maxLength: 16,
@@ -55,13 +58,13 @@ test('mlmDamage: clean first, one row per spec and seed; a zero-noise corruption
     ['clean', 'clean', 0, '', 0],
     ['bottom:1', 'bottom', 1, '0', 0],
     ['top:1', 'top', 1, '1', 0],
-    ['bottom:2/all/noise:0', 'bottom', 2, '0,1', 0],
+    [noOp('bottom:2'), 'bottom', 2, '0,1', 0],
     ['bottom:2', 'bottom', 2, '0,1', 0],
   ]);
   const clean = rows[0];
   assert.ok(clean.sequences > 1 && Number.isFinite(clean.mlmLoss));
   assert.ok(clean.mlmAccuracy >= 0 && clean.mlmAccuracy <= 1);
-  assert.equal(rows[3].mlmLoss, clean.mlmLoss, 'noise of ratio 0 changes no weight');
+  assert.equal(rows[3].mlmLoss, clean.mlmLoss, 'noise below float32 resolution changes no weight');
   assert.equal(rows[3].mlmAccuracy, clean.mlmAccuracy);
   assert.notEqual(rows[4].mlmLoss, clean.mlmLoss, 're-initialising both layers changes the predictions');
   // The masked positions do not depend on the corruption seed, so the clean rows of both seeds agree;
@@ -87,14 +90,14 @@ test('mlmDamage: too little text and a model without an MLM head are clear error
 
 test('fillMaskComparison: per sentence, the clean predictions of fill-mask, then each corruption', async () => {
   const sentences = ['the movie was [MASK] .', 'a [MASK] film'];
-  const rows = await fillMaskComparison(model, sentences, ['bottom:2', 'top:1/all/noise:0'], { top: 4 });
+  const rows = await fillMaskComparison(model, sentences, ['bottom:2', noOp('top:1')], { top: 4 });
   assert.deepEqual(rows.map((r) => [r.sentence, r.corruption]), [
-    [sentences[0], 'clean'], [sentences[0], 'bottom:2'], [sentences[0], 'top:1/all/noise:0'],
-    [sentences[1], 'clean'], [sentences[1], 'bottom:2'], [sentences[1], 'top:1/all/noise:0'],
+    [sentences[0], 'clean'], [sentences[0], 'bottom:2'], [sentences[0], noOp('top:1')],
+    [sentences[1], 'clean'], [sentences[1], 'bottom:2'], [sentences[1], noOp('top:1')],
   ]);
   const direct = fillMask(model.config, model.params, model.tokenizer, sentences[1], 4)[0].predictions;
   assert.deepEqual(rows[3].tokens, direct.map((p) => p.token));
-  assert.deepEqual(rows[5].tokens, rows[3].tokens, 'zero noise predicts as the clean model');
+  assert.deepEqual(rows[5].tokens, rows[3].tokens, 'noise below float32 resolution predicts as the clean model');
   for (const r of rows) {
     assert.equal(r.tokens.length, 4);
     assert.ok(r.probabilities.every((p, i) => i === 0 || p <= r.probabilities[i - 1]), 'best first');
@@ -105,7 +108,7 @@ test('fillMaskComparison: per sentence, the clean predictions of fill-mask, then
 
 test('representationSimilarity: CKA 1 below the corrupted layer, less than 1 from it upwards', async () => {
   const before = tf.memory().numTensors;
-  const rows = await representationSimilarity(model, ['top:1', 'bottom:1', 'bottom:2/all/noise:0'], texts, { maxLength: 16 });
+  const rows = await representationSimilarity(model, ['top:1', 'bottom:1', noOp('bottom:2')], texts, { maxLength: 16 });
   assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
   const cka = (spec: string, layer: number) => rows.find((r) => r.corruption === spec && r.layer === layer)!.cka;
   assert.equal(rows.length, 3 * 3);
@@ -113,7 +116,7 @@ test('representationSimilarity: CKA 1 below the corrupted layer, less than 1 fro
   assert.ok(Math.abs(cka('top:1', 0) - 1) < 1e-4, 'layer 0 is untouched by top:1 and sees the same input');
   assert.ok(cka('top:1', 1) < 0.99, `corrupted top layer: ${cka('top:1', 1)}`);
   assert.ok(cka('bottom:1', 0) < 0.99, `corrupted bottom layer: ${cka('bottom:1', 0)}`);
-  for (const layer of [-1, 0, 1]) assert.ok(Math.abs(cka('bottom:2/all/noise:0', layer) - 1) < 1e-4);
+  for (const layer of [-1, 0, 1]) assert.ok(Math.abs(cka(noOp('bottom:2'), layer) - 1) < 1e-4);
   assert.deepEqual(rows.filter((r) => r.corruption === 'top:1').map((r) => r.layerName), ['embeddings', 'layer 0', 'layer 1']);
 });
 
