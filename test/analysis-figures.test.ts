@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accuracyVsK, bottomVsTop, ckaPerLayer, driftBars, layerHeatmap, learningCurves, recoveryBars } from '../src/analysis/figures';
+import { accuracyVsK, bottomVsTopFigure, ckaPerLayer, driftBars, layerHeatmap, learningCurves, recoveryBars } from '../src/analysis/figures';
 import { figureHtml, tableHtml } from '../src/analysis/display';
 import { resultsFrame } from '../src/analysis/frames';
 import { syntheticResults } from '../src/analysis/synthetic';
@@ -27,8 +27,8 @@ test('accuracyVsK: one line per dataset and side, starting at the clean run (k=0
   assert.match(JSON.stringify(fig.layout), /Number of corrupted layers/);
 });
 
-test('bottomVsTop, recoveryBars, layerHeatmap, learningCurves, ckaPerLayer, driftBars build consistent specs', () => {
-  const bt = bottomVsTop(frame);
+test('bottomVsTopFigure, recoveryBars, layerHeatmap, learningCurves, ckaPerLayer, driftBars build consistent specs', () => {
+  const bt = bottomVsTopFigure(frame);
   assert.deepEqual(bt.data.map((t) => t.name), ['bottom layers corrupted', 'top layers corrupted']);
   assert.equal((bt.data[0].x as string[]).length, 6);
   assert.equal((bt.data[0].x as string[])[0], 'mrpc, k=1');

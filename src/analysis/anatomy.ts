@@ -13,6 +13,7 @@ import { records, type FlatRow } from './frames';
 import type { Figure } from './figures';
 import { hiddenStateNames, hiddenStatesFor, type Pooling } from './hidden';
 import { layerProbes, majorityBaseline, type LayerProbeRow } from './probes';
+import { mean, pct } from './stats';
 
 /**
  * Layer anatomy, beyond the paper: which single layer matters most when it is lost, and what
@@ -120,7 +121,6 @@ export function singleLayerEffects(frame: dfd.DataFrame): SingleLayerEffect[] {
       g.clean.push(r.accuracy + r.gap);
     }
   }
-  const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
   return [...groups.values()]
     .map((g) => ({ dataset: g.dataset, layer: g.layer, n: g.gap.length, accuracy: mean(g.acc), gap: mean(g.gap), cleanAccuracy: mean(g.clean) }))
     .sort((a, b) => (a.dataset < b.dataset ? -1 : a.dataset > b.dataset ? 1 : a.layer - b.layer));
@@ -310,8 +310,6 @@ export function anatomyFindings(
   const baselines: Record<string, number> = { ...options.baselines };
   const healedDataset = healed?.clean.spec.dataset.name;
   if (healed && healedDataset && baselines[healedDataset] === undefined) baselines[healedDataset] = healed.majorityBaseline;
-  const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
-  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
   const pts = (x: number) => `${(100 * x).toFixed(1)} points`;
   const learned = (accuracy: number, baseline: number | undefined) => baseline === undefined || accuracy > baseline + margin;
   const text: string[] = [];
@@ -326,15 +324,15 @@ export function anatomyFindings(
     }
     const clean = mean(rows.map((e) => e.cleanAccuracy));
     if (!learned(clean, baselines[h.dataset])) {
-      text.push(`${h.dataset}: not enough data: the clean model reaches ${pct(clean)}, no better than always predicting the majority label (${pct(baselines[h.dataset])}); fine-tuning this short learns nothing to heal towards.`);
+      text.push(`${h.dataset}: not enough data: the clean model reaches ${pct(clean)} %, no better than always predicting the majority label (${pct(baselines[h.dataset])} %); fine-tuning this short learns nothing to heal towards.`);
       h.layer = undefined;
       continue;
     }
     const n = Math.min(...rows.map((e) => e.n));
     text.push(
       h.gap > 0
-        ? `${h.dataset}: corrupting layer ${h.layer} costs most, ${pts(h.gap)} of accuracy after fine-tuning (clean ${pct(clean)}; ${h.layers} layers swept, ${n} seed(s) each).`
-        : `${h.dataset}: no single corrupted layer costs accuracy after fine-tuning (largest gap ${pts(h.gap)}; clean ${pct(clean)}, ${n} seed(s)).`,
+        ? `${h.dataset}: corrupting layer ${h.layer} costs most, ${pts(h.gap)} of accuracy after fine-tuning (clean ${pct(clean)} %; ${h.layers} layers swept, ${n} seed(s) each).`
+        : `${h.dataset}: no single corrupted layer costs accuracy after fine-tuning (largest gap ${pts(h.gap)}; clean ${pct(clean)} %, ${n} seed(s)).`,
     );
   }
 
@@ -351,7 +349,7 @@ export function anatomyFindings(
   if (corrupted.length === 0 || !Number.isFinite(ckaAfterCorrupted)) {
     text.push('Healed vs clean: not enough data (no corrupted layer compared).');
   } else if (!learned(cleanAccuracy, healed?.majorityBaseline)) {
-    text.push(`Healed vs clean: not enough data: the clean fine-tuned model reaches ${pct(cleanAccuracy)}, no better than the majority baseline (${pct(healed!.majorityBaseline)}), so there is no healed state to compare (CKA after fine-tuning ${ckaAfterCorrupted.toFixed(3)}).`);
+    text.push(`Healed vs clean: not enough data: the clean fine-tuned model reaches ${pct(cleanAccuracy)} %, no better than the majority baseline (${pct(healed!.majorityBaseline)} %), so there is no healed state to compare (CKA after fine-tuning ${ckaAfterCorrupted.toFixed(3)}).`);
   } else {
     staysFar = ckaAfterCorrupted < farBelow ? 'yes' : 'no';
     text.push(

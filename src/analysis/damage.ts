@@ -15,6 +15,7 @@ import { linearCKA } from './cka';
 import { parseLayerSpec, type Side } from './frames';
 import type { Figure } from './figures';
 import { hiddenStateNames, hiddenStatesFor, type Pooling } from './hidden';
+import { mean, pct } from './stats';
 
 /**
  * What corruption does before any fine-tuning: how much of the pretrained model's masked-LM skill is
@@ -309,9 +310,8 @@ export interface DamageFindings {
 export function damageFindings(rows: readonly MlmDamageRow[], options: { tolerance?: number; margin?: number } = {}): DamageFindings {
   const tolerance = options.tolerance ?? 0.002;
   const margin = options.margin ?? 0.01;
-  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   const cleanValues = rows.filter((r) => r.side === 'clean').map((r) => r.mlmAccuracy);
-  const clean = cleanValues.length ? mean(cleanValues) : NaN;
+  const clean = mean(cleanValues);
   const curve = (side: 'bottom' | 'top') => {
     const ks = [...new Set(rows.filter((r) => r.side === side).map((r) => r.k))].sort((a, b) => a - b);
     return ks.map((k) => {
@@ -345,19 +345,18 @@ export function damageFindings(rows: readonly MlmDamageRow[], options: { toleran
   const bottomIsWorse: DamageVerdict = !enough || comparedKs.length === 0
     ? 'not enough data'
     : bottomWorseKs.length === comparedKs.length ? 'supported' : 'not supported';
-  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
   const text: string[] = [];
   if (!Number.isFinite(clean) || corrupted.length === 0) {
     text.push('Not enough data: the rows need the clean model and at least one corruption.');
   } else if (range < margin) {
-    text.push(`Not enough data: the clean model's MLM accuracy (${pct(clean)}) is within ${pct(margin)} of its most corrupted variant, so there is no measurable knowledge to destroy (is the model pretrained?).`);
+    text.push(`Not enough data: the clean model's MLM accuracy (${pct(clean)} %) is within ${pct(margin)} % of its most corrupted variant, so there is no measurable knowledge to destroy (is the model pretrained?).`);
   } else {
-    const describe = (side: 'bottom' | 'top') => curves[side].map((p) => `${p.k}: ${pct(p.accuracy)}`).join(', ');
+    const describe = (side: 'bottom' | 'top') => curves[side].map((p) => `${p.k}: ${pct(p.accuracy)} %`).join(', ');
     text.push(
-      `More corruption, more damage: ${moreIsWorse}. Clean MLM accuracy ${pct(clean)}; bottom-K ${describe('bottom')}; top-K ${describe('top')}. ` +
+      `More corruption, more damage: ${moreIsWorse}. Clean MLM accuracy ${pct(clean)} %; bottom-K ${describe('bottom')}; top-K ${describe('top')}. ` +
         (damages ? 'Every corruption scores below the clean model. ' : 'Some corruption scores at or above the clean model. ') +
         (increases.bottom.length + increases.top.length === 0
-          ? `Accuracy never rises with K (tolerance ${pct(tolerance)}).`
+          ? `Accuracy never rises with K (tolerance ${pct(tolerance)} %).`
           : `Accuracy rises with K at bottom K = ${increases.bottom.join(', ') || 'none'} and top K = ${increases.top.join(', ') || 'none'}.`),
     );
     text.push(
@@ -375,7 +374,6 @@ export function damageFindings(rows: readonly MlmDamageRow[], options: { toleran
  * the clean model is the K = 0 point of both lines.
  */
 export function damageFigure(rows: readonly MlmDamageRow[], metric: 'mlmAccuracy' | 'mlmLoss' = 'mlmAccuracy'): Figure {
-  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   const clean = rows.filter((r) => r.side === 'clean').map((r) => r[metric]);
   const name = metric === 'mlmAccuracy' ? 'Masked-LM accuracy' : 'Masked-LM loss (nats)';
   const data = (['bottom', 'top'] as const).map((side) => {

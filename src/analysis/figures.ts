@@ -92,7 +92,7 @@ export function accuracyVsK(frame: dfd.DataFrame, options: { metric?: string } =
 }
 
 /** Bottom vs top at each dataset and k: grouped bars of the mean over seeds with 95 % intervals. */
-export function bottomVsTop(frame: dfd.DataFrame, options: { metric?: string } = {}): Figure {
+export function bottomVsTopFigure(frame: dfd.DataFrame, options: { metric?: string } = {}): Figure {
   const metric = options.metric ?? 'accuracy';
   const agg = records<Agg>(aggregateOverSeeds(frame, ['dataset', 'side', 'k'], metric)).filter((g) => g.side === 'bottom' || g.side === 'top');
   const keys = sortedUnique(agg.map((g) => `${g.dataset}|${String(g.k).padStart(3, '0')}`));

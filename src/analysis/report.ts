@@ -6,7 +6,7 @@ import { readResults, storeWarning } from '../experiment/store';
 import { datasetLabel, type ResultRow } from '../experiment/spec';
 import { SHIPPED_MODELS, shippedModelDir, type ShippedModel } from '../io/models';
 import { escapeHtml, figureHtml, tableHtml } from './display';
-import { accuracyVsK, bottomVsTop as bottomVsTopFigure, recoveryBars, type Figure } from './figures';
+import { accuracyVsK, bottomVsTopFigure, recoveryBars, type Figure } from './figures';
 import { allFindings, cleanBaselines, selectRows, staleRows, type BaselineDetail, type EpochGapResult, type Finding, type Verdict } from './findings';
 import { resultsFrame } from './frames';
 import { provenanceStamp, stampText, type ProvenanceStamp } from './study';

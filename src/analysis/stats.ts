@@ -1,4 +1,4 @@
-import { lgamma, mean as mathMean, std as mathStd } from 'mathjs';
+import { lgamma, std as mathStd } from 'mathjs';
 import { createRng } from '../random';
 
 /**
@@ -24,9 +24,16 @@ function finite(values: readonly number[], what: string): number[] {
   return values.slice();
 }
 
+/**
+ * Arithmetic mean; NaN for no values, and a non-finite value carries through, so that an empty group
+ * reads "n/a" in a table instead of failing the whole analysis (summarise and pairedTest check first).
+ */
 export function mean(values: readonly number[]): number {
-  return Number(mathMean(finite(values, 'mean')));
+  return values.length ? values.reduce((s, v) => s + v, 0) / values.length : NaN;
 }
+
+/** A share as percentage points with one decimal, without the unit ("12.3"); "n/a" when not finite. */
+export const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}` : 'n/a');
 
 /** Sample standard deviation (Bessel-corrected); 0 for one value. */
 export function sampleStd(values: readonly number[]): number {
@@ -109,6 +116,54 @@ export function pairedTest(a: readonly number[], b: readonly number[]): PairedTe
   const half = tQuantile(0.975, df) * se;
   const cohensDz = sdDiff > 0 ? meanDiff / sdDiff : t;
   return { n, meanDiff, sdDiff, t, df, p, cohensDz, ci95: [meanDiff - half, meanDiff + half] };
+}
+
+/** Least-squares slope of y on x; NaN with fewer than two distinct x. */
+export function olsSlope(x: readonly number[], y: readonly number[]): number {
+  const n = x.length;
+  if (n < 2) return NaN;
+  const mx = mean(x);
+  const my = mean(y);
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = 0; i < n; i++) {
+    sxx += (x[i] - mx) ** 2;
+    sxy += (x[i] - mx) * (y[i] - my);
+  }
+  return sxx > 0 ? sxy / sxx : NaN;
+}
+
+/** Mid-ranks (ties share the mean of their positions), 1-based. */
+function ranks(values: readonly number[]): number[] {
+  const order = values.map((v, i) => ({ v, i })).sort((a, b) => a.v - b.v);
+  const out = new Array<number>(values.length);
+  for (let start = 0; start < order.length; ) {
+    let end = start;
+    while (end + 1 < order.length && order[end + 1].v === order[start].v) end++;
+    for (let j = start; j <= end; j++) out[order[j].i] = (start + end) / 2 + 1;
+    start = end + 1;
+  }
+  return out;
+}
+
+/** Spearman's rho: Pearson correlation of the mid-ranks; NaN when either variable is constant. */
+export function spearman(x: readonly number[], y: readonly number[]): number {
+  if (x.length !== y.length) throw new RangeError(`spearman: ${x.length} values against ${y.length}`);
+  if (x.length < 2) return NaN;
+  const rx = ranks(x);
+  const ry = ranks(y);
+  const n = rx.length;
+  const mx = mean(rx);
+  const my = mean(ry);
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (rx[i] - mx) * (ry[i] - my);
+    sxx += (rx[i] - mx) ** 2;
+    syy += (ry[i] - my) ** 2;
+  }
+  return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : NaN;
 }
 
 /**
@@ -203,17 +258,10 @@ export function wilcoxonSignedRank(a: readonly number[], b: readonly number[]): 
   const diffs = a.map((x, i) => x - b[i]).filter((d) => d !== 0);
   const n = diffs.length;
   if (n === 0) return { n, wPlus: 0, p: 1, exact: true };
-  const order = diffs.map((d, i) => ({ abs: Math.abs(d), i })).sort((x, y) => x.abs - y.abs);
-  const ranks = new Array<number>(n);
-  let ties = false;
-  for (let start = 0; start < n; ) {
-    let end = start;
-    while (end + 1 < n && order[end + 1].abs === order[start].abs) end++;
-    if (end > start) ties = true;
-    for (let k = start; k <= end; k++) ranks[order[k].i] = (start + end) / 2 + 1;
-    start = end + 1;
-  }
-  const wPlus = diffs.reduce((s, d, i) => (d > 0 ? s + ranks[i] : s), 0);
+  const abs = diffs.map(Math.abs);
+  const rank = ranks(abs);
+  const ties = new Set(abs).size < n;
+  const wPlus = diffs.reduce((s, d, i) => (d > 0 ? s + rank[i] : s), 0);
   const total = (n * (n + 1)) / 2;
   if (n <= 20 && !ties) {
     // Distribution of W+ under H0: each rank's sign is a fair coin.
