@@ -11,7 +11,8 @@ import { encode } from '../src/model/encoder';
 import { classifierLogits } from '../src/model/heads';
 import { DropoutSeeds } from '../src/model/layers';
 import { disposeParams, parameterLayout, type ParamMap } from '../src/model/names';
-import { fineTune, type EncodedSplit, type Recipe } from '../src/train/finetune';
+import { fineTune, type EncodedSplit } from '../src/train/finetune';
+import type { ResolvedRecipe } from '../src/train/recipe';
 import { crossEntropy, disposeTrainable, makeTrainable, trainStep } from '../src/train/trainer';
 import { runExperiment } from '../src/experiment/run';
 import { UserError } from '../src/errors';
@@ -27,7 +28,7 @@ test.after(() => rm(work, { recursive: true, force: true }));
 
 const tiny: TinyModel = await makeTinyModel(join(work, 'tiny'));
 
-const recipe: Recipe = {
+const recipe: ResolvedRecipe = {
   learningRate: 3e-3,
   epochs: 2,
   batchSize: 8,

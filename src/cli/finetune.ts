@@ -8,6 +8,7 @@ import { UserError } from '../errors';
 import { int, num, printJson } from './options';
 import { resolveModelDir } from '../io/models';
 import { checkOutputDir, checkWritableFile } from '../io/output-dir';
+import { LEARNING_RATE_RULE, RECIPE_DEFAULTS as d } from '../train/recipe';
 
 /** Recipe flags shared by finetune and the spec they build; absent flags keep the spec defaults. */
 function recipeFrom(o: Record<string, string | undefined>): ExperimentSpecInput['recipe'] {
@@ -41,13 +42,13 @@ export function register(program: Command): void {
     .option('--ratio <x>', 'with --mode noise: noise std relative to each tensor\'s std')
     .option('--fraction <x>', 'with --mode partial: share of entries re-initialised')
     .option('--from-scratch', 'same architecture with random weights (what pretraining is worth)')
-    .option('--lr <x>', 'peak learning rate (default: 1e-4 up to hidden 512, else 2e-5)')
-    .option('--epochs <n>', 'epochs (default 3)')
-    .option('--batch-size <n>', 'examples per optimizer step (default 32)')
-    .option('--gradient-accumulation <n>', 'micro-batches per step (default 1)')
-    .option('--warmup-ratio <x>', 'share of steps with linear warmup (default 0.1)')
-    .option('--weight-decay <x>', 'AdamW weight decay (default 0.01)')
-    .option('--max-grad-norm <x>', 'global gradient-norm clipping (default 1.0)')
+    .option('--lr <x>', `peak learning rate (default: ${LEARNING_RATE_RULE})`)
+    .option('--epochs <n>', `epochs (default ${d.epochs})`)
+    .option('--batch-size <n>', `examples per optimizer step (default ${d.batchSize})`)
+    .option('--gradient-accumulation <n>', `micro-batches per step (default ${d.gradientAccumulation})`)
+    .option('--warmup-ratio <x>', `share of steps with linear warmup (default ${d.warmupRatio})`)
+    .option('--weight-decay <x>', `AdamW weight decay (default ${d.weightDecay})`)
+    .option('--max-grad-norm <x>', `global gradient-norm clipping (default ${d.maxGradNorm})`)
     .option('--seed <n>', 'seed for head init, corruption, sampling, shuffling and dropout', '0')
     .option('--data-dir <dir>', 'datasets directory (default $HEALING_DATA_DIR or ./data/datasets)')
     .option('--out <dir>', 'save the fine-tuned checkpoint here (a new or empty directory)')

@@ -6,9 +6,9 @@ import { initEngine, TFJS_NUMERICS } from '../backend/engine';
 import { UserError } from '../errors';
 import { resolveModelDir } from '../io/models';
 import { ConfigError, parseConfig, type ModelConfig } from '../model/config';
-import type { Recipe } from '../train/finetune';
+import { RecipeSchema, resolveRecipe, type ResolvedRecipe } from '../train/recipe';
 import { canonicalJson } from './hash';
-import { ExperimentSpecSchema, RecipeSchema, type ExperimentSpec, type ExperimentSpecInput, type ResultRow } from './spec';
+import { ExperimentSpecSchema, type ExperimentSpec, type ExperimentSpecInput, type ResultRow } from './spec';
 
 /**
  * What a run ran, as far as its numbers depend on it: the spec, the weights behind the spec's model
@@ -26,7 +26,7 @@ export interface RunIdentity {
   /** modelFingerprint() of the model directory the run loaded. */
   modelFingerprint: string;
   /** The recipe fine-tuning used: the spec's with the learning rate resolved. */
-  recipe: Recipe;
+  recipe: ResolvedRecipe;
   /** EngineInfo.numerics of the engine that ran it. */
   numerics: string;
 }
@@ -36,19 +36,6 @@ export const UNRECORDED_FINGERPRINT = 'unrecorded';
 
 /** The numerics of a row that recorded none: every run before numerics existed was on a stock engine. */
 export const LEGACY_NUMERICS: string = TFJS_NUMERICS;
-
-/**
- * Our default peak learning rate (the paper's is unpublished): 2e-5 is the BERT paper's choice for
- * base-size models; small models trained from our short pretraining need a larger step to move in
- * a few hundred updates, so hidden sizes up to 512 get 1e-4.
- */
-export function defaultLearningRate(config: ModelConfig): number {
-  return config.hiddenSize <= 512 ? 1e-4 : 2e-5;
-}
-
-export function resolveRecipe(spec: ExperimentSpec, config: ModelConfig): Recipe {
-  return { ...spec.recipe, learningRate: spec.recipe.learningRate ?? defaultLearningRate(config) };
-}
 
 /**
  * Identity of the weights a run started from: a spec names a model ("default", a path, a repo id), but
@@ -63,16 +50,16 @@ export async function modelFingerprint(dir: string): Promise<string> {
   return hash.digest('hex').slice(0, 16);
 }
 
-const RECIPE_KEYS = Object.keys(RecipeSchema.shape) as Array<keyof Recipe>;
+const RECIPE_KEYS = Object.keys(RecipeSchema.shape) as Array<keyof ResolvedRecipe>;
 
 /**
  * The part of a recorded recipe that is the recipe: how the run was executed (a memory cap on batch
  * tokens, fields a newer runner adds) is recorded beside it but does not change what was trained.
  */
-export function identityRecipe(recipe: Readonly<Record<string, unknown>>): Recipe {
+export function identityRecipe(recipe: Readonly<Record<string, unknown>>): ResolvedRecipe {
   const out: Record<string, unknown> = {};
   for (const key of RECIPE_KEYS) if (recipe[key] !== undefined) out[key] = recipe[key];
-  return out as unknown as Recipe;
+  return out as unknown as ResolvedRecipe;
 }
 
 function identityJson(identity: RunIdentity): string {

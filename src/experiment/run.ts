@@ -14,11 +14,13 @@ import { deriveSeed } from '../random';
 import { fineTune, type EncodedSplit, type FineTuneProgress, type FineTuneResult } from '../train/finetune';
 import { provenance } from './provenance';
 import { datasetLabel, specLabel, type ExperimentSpec, type ResultRow } from './spec';
-import { engineNumerics, identityHash, modelFingerprint, resolveRecipe, type RunIdentity } from './identity';
+import { resolveRecipe } from '../train/recipe';
+import { engineNumerics, identityHash, modelFingerprint, type RunIdentity } from './identity';
 
-// Where they lived before identities did; identity.ts owns them now (the grid's parent needs them
-// without loading the training code).
-export { defaultLearningRate, modelFingerprint, resolveRecipe } from './identity';
+// Where they lived before identities did (src/analysis imports modelFingerprint from here): identity.ts
+// owns the fingerprint, src/train/recipe.ts the recipe.
+export { modelFingerprint } from './identity';
+export { defaultLearningRate, resolveRecipe } from '../train/recipe';
 
 /**
  * One experiment: load the model, corrupt it (or not), fine-tune on the dataset, evaluate, and return

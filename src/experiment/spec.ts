@@ -1,6 +1,10 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
 import { componentsSchema, fractionSchema, modeSchema, ratioSchema } from '../corruption/spec';
+import { RecipeSchema, ResolvedRecipeSchema } from '../train/recipe';
+
+// Grid files read the recipe schema from here, with the other parts of a spec.
+export { RecipeSchema };
 
 /**
  * An experiment is data: which model, which dataset (and how much of it), which corruption, which
@@ -54,24 +58,13 @@ export const CorruptionSpecSchema = z.strictObject({
   fraction: fractionSchema.optional(),
 });
 
-export const RecipeSchema = z.strictObject({
-  /** Absent = chosen from the model size at run time; the resolved value is recorded in the result. */
-  learningRate: z.number().positive().optional(),
-  epochs: positiveInt.default(3),
-  batchSize: positiveInt.default(32),
-  gradientAccumulation: positiveInt.default(1),
-  warmupRatio: z.number().min(0).max(1).default(0.1),
-  weightDecay: z.number().min(0).default(0.01),
-  maxGradNorm: z.number().min(0).default(1.0),
-  evalBatchSize: positiveInt.default(64),
-});
-
 export const ExperimentSpecSchema = z.strictObject({
   /** A local checkpoint directory, a hub repo id, or "default" (the project's shipped model). */
   model: z.string().min(1).default('default'),
   dataset: DatasetSpecSchema,
   /** null = the clean baseline. */
   corruption: CorruptionSpecSchema.nullable().default(null),
+  /** Defaults and the learning-rate rule: src/train/recipe.ts. */
   recipe: RecipeSchema.prefault({}),
   seed: z.number().int().nonnegative().default(0),
   /** Train from randomly initialised weights (the "nothing to heal from" baseline). */
@@ -81,7 +74,6 @@ export const ExperimentSpecSchema = z.strictObject({
 export type DatasetSpec = z.output<typeof DatasetSpecSchema>;
 export type CorruptionSpecInput = z.input<typeof CorruptionSpecSchema>;
 export type ExperimentCorruption = z.output<typeof CorruptionSpecSchema>;
-export type Recipe = z.output<typeof RecipeSchema>;
 /** A spec with every default filled in (what parse returns and what is hashed). */
 export type ExperimentSpec = z.output<typeof ExperimentSpecSchema>;
 /** What a user may write: defaults may be left out. */
@@ -110,7 +102,7 @@ export const ResultRowSchema = z.looseObject({
   label: z.string(),
   numLabels: positiveInt,
   labelNames: z.array(z.string()),
-  recipe: RecipeSchema.extend({ learningRate: z.number().positive() }).loose(),
+  recipe: ResolvedRecipeSchema.loose(),
   epochs: z.array(
     z.looseObject({
       epoch: z.number().int().nonnegative(),

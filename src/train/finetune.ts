@@ -8,22 +8,9 @@ import { makeBatches, splitBatch, type Batch, type EncodedExamples } from '../da
 import { deriveSeed } from '../random';
 import { createProgress } from '../progress';
 import { classificationMetrics } from './metrics';
+import type { ResolvedRecipe } from './recipe';
 import { linearSchedule, warmupStepsFrom } from './schedule';
 import { crossEntropy, disposeTrainable, makeTrainable, snapshotParams, trainStep } from './trainer';
-
-/** The fine-tuning recipe. Defaults are our choice (the paper's are unpublished); see README. */
-export interface Recipe {
-  learningRate: number;
-  epochs: number;
-  /** Examples per optimizer step. */
-  batchSize: number;
-  /** Micro-batches per step: batchSize / gradientAccumulation examples go through the model at once. */
-  gradientAccumulation: number;
-  warmupRatio: number;
-  weightDecay: number;
-  maxGradNorm: number;
-  evalBatchSize: number;
-}
 
 /** Tokenized examples: unpadded token ids (with [CLS]/[SEP], already truncated) and labels. */
 export type EncodedSplit = EncodedExamples;
@@ -57,7 +44,8 @@ export interface FineTuneOptions {
   numLabels: number;
   train: EncodedSplit;
   eval: EncodedSplit;
-  recipe: Recipe;
+  /** Defaults and the learning-rate rule that resolve it: ./recipe.ts. */
+  recipe: ResolvedRecipe;
   seed: number;
   padId: number;
   label?: string;
