@@ -257,6 +257,30 @@ test('reinit: LayerNorm weights 1, every bias 0, weights Kaiming-uniform over fa
   dispose(input);
 });
 
+test('reinit-hf: LayerNorm weights 1, every bias 0, weights N(0, 0.02) as Hugging Face\'s _init_weights', () => {
+  const input = randomParams(bert);
+  const { params, report } = corrupt(input, bert, spec('top:1', 'all,pooler', 'reinit-hf'), 13);
+  assert.ok(report.tensors.some((t) => t.name.startsWith('bert.pooler.')), 'the pooler, as Zhang et al. re-initialise it');
+  for (const t of report.tensors) {
+    const v = values(params.get(t.name)!);
+    if (t.role === 'layernorm_weight') assert.ok(v.every((x) => x === 1), `${t.name} is all ones`);
+    else if (t.role === 'bias' || t.role === 'layernorm_bias') assert.ok(v.every((x) => x === 0), `${t.name} is all zeros`);
+    else {
+      const { mean, variance } = meanVar(v);
+      // n >= 4096 draws: the sample sd is within ~2 % of 0.02 (sd of s^2/sigma^2 = sqrt(2/n)); 8 % leaves room.
+      assert.ok(Math.abs(Math.sqrt(variance) / 0.02 - 1) < 0.08, `${t.name}: sd ${Math.sqrt(variance)} vs 0.02`);
+      assert.ok(Math.abs(mean) < 4 * 0.02 / Math.sqrt(v.length), `${t.name}: mean ${mean}`);
+    }
+  }
+  // Not the paper's mode: Kaiming-uniform over fan_in 64 has sd sqrt(2/64) = 0.18, nine times larger.
+  const kaiming = corrupt(input, bert, spec('top:1', 'all', 'reinit'), 13).params;
+  const name = 'bert.encoder.layer.3.intermediate.dense.weight';
+  assert.ok(Math.sqrt(meanVar(values(kaiming.get(name)!)).variance) > 4 * Math.sqrt(meanVar(values(params.get(name)!)).variance));
+  dispose(kaiming);
+  dispose(params);
+  dispose(input);
+});
+
 test('noise adds Gaussian noise with std = ratio x the tensor std', () => {
   const input = randomParams(bert);
   const ratio = 0.5;
@@ -312,7 +336,7 @@ test('partial re-initialises about the given fraction of entries, with reinit va
 
 test('deterministic by seed, independent of map order and of what else is selected', () => {
   const input = randomParams(bert);
-  for (const mode of ['reinit', 'noise', 'partial'] as const) {
+  for (const mode of ['reinit', 'reinit-hf', 'noise', 'partial'] as const) {
     const a = corrupt(input, bert, spec('bottom:1', 'all', mode), 42).params;
     const b = corrupt(input, bert, spec('bottom:1', 'all', mode), 42).params;
     const c = corrupt(input, bert, spec('bottom:1', 'all', mode), 43).params;
@@ -376,7 +400,7 @@ test('bad specs give one clear error naming the flag and value', () => {
   userError(() => parseLayers(''), /--layers : expected/);
   userError(() => spec('bottom:1', 'attn'), /--components attn: unknown component "attn"/);
   userError(() => spec('bottom:1', ''), /--components "": name at least one component/);
-  userError(() => spec('bottom:1', 'all', 'scramble'), /--mode scramble: expected one of reinit, noise, zero, partial/);
+  userError(() => spec('bottom:1', 'all', 'scramble'), /--mode scramble: expected one of reinit, reinit-hf, noise, zero, partial/);
   userError(() => parseCorruptionSpec({ layers: 'bottom:1', ratio: '0.5' }), /--ratio applies only to --mode noise/);
   userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'partial', fraction: '2' }), /--fraction 2: expected a number in \(0, 1\]/);
   userError(() => parseCorruptionSpec({ layers: 'bottom:1', mode: 'noise', ratio: '-1' }), /--ratio -1: expected a number > 0/);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { initEngine } from '../backend/engine';
-import { corrupt, parseCorruptionSpec, MODES, COMPONENTS, type CorruptionReport } from '../corruption';
+import { corrupt, parseCorruptionSpec, MODES, COMPONENTS, DEFAULT_MODE, type CorruptionReport } from '../corruption';
 import { resolveModelDir } from '../io/models';
 import { UserError } from '../errors';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint';
@@ -96,7 +96,7 @@ export function register(program: Command): void {
       'layers to corrupt, 0 = bottom: bottom:K, top:K, bottom:F / top:F (fraction F in (0,1)), a list 0,3,5, all, none',
     )
     .option('--components <list>', `comma-separated: ${COMPONENTS.join(', ')} (embeddings/pooler only when named)`, 'all')
-    .option('--mode <mode>', MODES.join(' | '), 'reinit')
+    .option('--mode <mode>', MODES.join(' | '), DEFAULT_MODE)
     .option('--ratio <r>', 'noise: std of the added noise as a multiple of each tensor std (default 1)')
     .option('--fraction <f>', 'partial: fraction of entries to re-initialise (default 0.5)')
     .option('--seed <n>', 'random seed', '0')

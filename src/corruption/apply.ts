@@ -3,6 +3,7 @@ import { UserError } from '../errors';
 import type { ModelConfig } from '../model/config';
 import { parameterLayout, type ParamInfo, type ParamMap, type ParamRole } from '../model/names';
 import { createRng, deriveSeed, type Rng } from '../random';
+import { INITIALIZER_RANGE } from '../model/init';
 import {
   DEFAULT_NOISE_RATIO,
   DEFAULT_PARTIAL_FRACTION,
@@ -115,6 +116,13 @@ function corruptValues(values: Float32Array, info: ParamInfo, shape: number[], s
       const rule = reinitRule(info, shape);
       if ('constant' in rule) values.fill(rule.constant);
       else for (let i = 0; i < n; i++) values[i] = (2 * rng.next() - 1) * rule.bound;
+      return;
+    }
+    case 'reinit-hf': {
+      // Hugging Face's _init_weights: Linear and Embedding weights N(0, initializer_range), biases 0, LayerNorm 1 and 0.
+      const rule = reinitRule(info, shape);
+      if ('constant' in rule) values.fill(rule.constant);
+      else for (let i = 0; i < n; i++) values[i] = rng.normal() * INITIALIZER_RANGE;
       return;
     }
     case 'noise': {

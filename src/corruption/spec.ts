@@ -22,7 +22,14 @@ export const LAYER_COMPONENTS = ['all', ...LAYER_PARTS] as const;
 /** Outside the encoder layers; touched only when named, whatever the layer selector says. */
 export const EXTRA_COMPONENTS = OUTER_PARTS;
 export const COMPONENTS = [...LAYER_COMPONENTS, ...EXTRA_COMPONENTS] as const;
-export const MODES = ['reinit', 'noise', 'zero', 'partial'] as const;
+/**
+ * reinit: the paper's, as public descriptions give it (LayerNorm 1, biases 0, weights Kaiming-uniform).
+ * reinit-hf: Hugging Face's _init_weights, weights ~ N(0, initializer_range), the start of pretraining;
+ *   Zhang et al. (2021, "Revisiting Few-sample BERT Fine-tuning") re-initialise top layers this way.
+ * noise: Gaussian noise scaled to each tensor's std. zero: all zeros. partial: reinit of a fraction of entries.
+ */
+export const MODES = ['reinit', 'reinit-hf', 'noise', 'zero', 'partial'] as const;
+export const DEFAULT_MODE = 'reinit' satisfies (typeof MODES)[number];
 
 export const DEFAULT_NOISE_RATIO = 1.0;
 export const DEFAULT_PARTIAL_FRACTION = 0.5;
@@ -187,7 +194,7 @@ export function parseCorruptionSpec(
     input.components === undefined
       ? (['all'] as CorruptionComponent[])
       : parseComponents(Array.isArray(input.components) ? input.components.join(',') : input.components, '--components');
-  const mode = (input.mode ?? 'reinit').trim().toLowerCase();
+  const mode = (input.mode ?? DEFAULT_MODE).trim().toLowerCase();
   if (!(MODES as readonly string[]).includes(mode)) {
     throw new UserError(`--mode ${input.mode}: expected one of ${MODES.join(', ')}`);
   }

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
-import { componentsSchema, fractionSchema, modeSchema, ratioSchema } from '../corruption/spec';
+import { componentsSchema, DEFAULT_MODE, fractionSchema, modeSchema, ratioSchema } from '../corruption/spec';
 import { RecipeSchema, ResolvedRecipeSchema } from '../train/recipe';
 
 // Grid files read the recipe schema from here, with the other parts of a spec.
@@ -53,7 +53,7 @@ export const CorruptionSpecSchema = z.strictObject({
    */
   layers: z.string().trim().min(1),
   components: componentsSchema.default(['all']),
-  mode: modeSchema.default('reinit'),
+  mode: modeSchema.default(DEFAULT_MODE),
   ratio: ratioSchema.optional(),
   fraction: fractionSchema.optional(),
 });
