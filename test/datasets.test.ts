@@ -7,12 +7,15 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { UserError } from '../src/errors';
-import { dataDir, loadDataset, loadJsonl, loadSplit, readInfo } from '../src/data/dataset';
+import { DatasetUnavailableError } from '../src/data/availability';
+import { loadDataset, loadJsonl, loadSplit } from '../src/data/dataset';
+import { readInfo } from '../src/data/local';
 import { convertToLocal, parseCsv } from '../src/data/parquet';
-import { DATASETS, DATASET_NAMES, datasetEntry } from '../src/data/registry';
+import { DATASET_NAMES, HUB_DATASET_NAMES, datasetEntry } from '../src/data/registry';
 import { stratifiedIndices, stratifiedQuotas, stratifiedSample } from '../src/data/sampling';
 import { register as registerDownloadDataset } from '../src/cli/download-dataset';
-import { startHubServer, type HubServer } from './helpers/hub-server';
+import { captureOutput } from './helpers/capture-output';
+import { closedPort, startHubServer, type HubServer } from './helpers/hub-server';
 
 const SHARED = process.env.HEALING_SHARED_DIR ?? fileURLToPath(new URL('../../shared', import.meta.url));
 const SHARED_DATASETS = join(SHARED, 'data', 'datasets');
@@ -51,22 +54,8 @@ test('`healing download-dataset sst2` end to end from a local hub serving the re
   process.env.HF_HOME = home;
   const program = new Command().exitOverride();
   registerDownloadDataset(program);
-  const printed: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  // The test runner talks to its parent over stdout too: take only the command's own JSON line.
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
-    typeof chunk === 'string' && chunk.startsWith('{"name":"sst2"')
-      ? (printed.push(chunk), true)
-      : (write as (...args: unknown[]) => boolean)(chunk, ...rest)) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    await program.parseAsync(['download-dataset', 'sst2', '--data-dir', out], { from: 'user' });
-  } finally {
-    process.stdout.write = write;
-    process.stderr.write = writeErr;
-  }
-  const summary = JSON.parse(printed.join('').trim().split('\n').at(-1)!);
+  const { stdout } = await captureOutput('{"name":"sst2"', () => program.parseAsync(['download-dataset', 'sst2', '--data-dir', out], { from: 'user' }));
+  const summary = JSON.parse(stdout.trim().split('\n').at(-1)!);
   assert.deepEqual(summary.splits.map((s: { split: string }) => s.split), ['train', 'validation']);
   assert.ok(server.requests.some((r) => r.path === '/datasets/stanfordnlp/sst2/resolve/main/data/train-00000-of-00001.parquet'));
 
@@ -101,7 +90,7 @@ test('convertToLocal drops unlabelled rows and skips a split with none left (SST
 });
 
 test('the six shared datasets load with the row and label counts their info.json states', async () => {
-  for (const name of DATASET_NAMES) {
+  for (const name of HUB_DATASET_NAMES) {
     const info = await readInfo(join(SHARED_DATASETS, name, 'info.json'));
     const entry = datasetEntry(name);
     assert.deepEqual(entry.labelNames, info.label_names, `${name}: registry label names`);
@@ -116,21 +105,8 @@ test('the six shared datasets load with the row and label counts their info.json
       assert.deepEqual(data.labelNames, info.label_names);
     }
   }
-  assert.equal(DATASETS.size, 6);
-});
-
-test('dataDir: option, then HEALING_DATA_DIR, then ./data/datasets', () => {
-  const saved = process.env.HEALING_DATA_DIR;
-  try {
-    process.env.HEALING_DATA_DIR = '/from/env';
-    assert.equal(dataDir('/from/option'), '/from/option');
-    assert.equal(dataDir(), '/from/env');
-    delete process.env.HEALING_DATA_DIR;
-    assert.equal(dataDir(), join(process.cwd(), 'data', 'datasets'));
-  } finally {
-    if (saved === undefined) delete process.env.HEALING_DATA_DIR;
-    else process.env.HEALING_DATA_DIR = saved;
-  }
+  assert.equal(HUB_DATASET_NAMES.length, 6);
+  assert.deepEqual(DATASET_NAMES, [...HUB_DATASET_NAMES, 'sst2-sample']);
 });
 
 test('bad JSONL lines give one error naming the file and line', async () => {
@@ -187,11 +163,19 @@ test('registry datasets: unknown names, missing local copies and truncated files
     return true;
   });
   const empty = mkdtempSync(join(work, 'nodata-'));
-  await assert.rejects(loadSplit('imdb', 'train', { dataDir: empty }), (e: Error) => {
-    assert.ok(e.message.includes(join(empty, 'imdb')));
-    assert.ok(e.message.includes('healing download-dataset imdb'));
-    return true;
-  });
+  const endpoint = process.env.HF_ENDPOINT;
+  process.env.HF_ENDPOINT = `http://127.0.0.1:${await closedPort()}`;
+  try {
+    await assert.rejects(loadSplit('imdb', 'train', { dataDir: empty }), (e: Error) => {
+      assert.ok(e instanceof DatasetUnavailableError);
+      assert.ok(e.message.includes(join(empty, 'imdb')));
+      assert.ok(e.message.includes('healing download-dataset imdb'));
+      return true;
+    });
+  } finally {
+    if (endpoint === undefined) delete process.env.HF_ENDPOINT;
+    else process.env.HF_ENDPOINT = endpoint;
+  }
   await assert.rejects(loadSplit('emotion', 'dev', { dataDir: SHARED_DATASETS }), /no split "dev"; splits: train, validation, test/);
   // A copy whose jsonl lost its last lines.
   const copy = mkdtempSync(join(work, 'trunc-'));

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { buildReport, writeReport } from '../analysis/report';
 import { ensureResults, modelDepth } from '../analysis/study';
 import { UserError } from '../errors';
-import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
+import { prepareDatasets } from '../data/availability';
+import { isPresetName, PRESET_FALLBACKS, PRESET_NAMES, presetSpecs } from '../experiment/presets';
+import { datasetLabel } from '../experiment/spec';
 import { DEFAULT_RESULTS_FILE } from '../experiment/store';
 import { int, printJson } from './options';
 
@@ -52,8 +54,12 @@ export function register(program: Command): void {
       const steps = study ? 4 : 3;
       const started = Date.now();
       say(`[1/${steps}] ${options.preset} preset on model "${options.model}": reading its depth`);
-      const specs = presetSpecs(options.preset, { model: options.model, numLayers: await modelDepth(options.model), datasets });
-      say(`[1/${steps}] ${specs.length} experiment(s); results in ${results}`);
+      const planned = presetSpecs(options.preset, { model: options.model, numLayers: await modelDepth(options.model), datasets });
+      // Fetched here, once, before any worker needs them. The preset's own datasets may fall back to an
+      // embedded sample (logged); datasets the user named may not.
+      const specs = await prepareDatasets(planned, { fallbacks: datasets ? undefined : PRESET_FALLBACKS[options.preset], log: say });
+      const used = [...new Set(specs.map((s) => datasetLabel(s.dataset)))];
+      say(`[1/${steps}] ${specs.length} experiment(s) on ${used.join(', ')}; results in ${results}`);
       // The grid's own progress bar (runs, rate, ETA, last accuracy) is the one to watch; on a
       // non-terminal we print a line per run instead.
       const tty = Boolean(process.stderr.isTTY) || process.env.HEALING_PROGRESS === '1';
@@ -85,6 +91,7 @@ export function register(program: Command): void {
       printJson({
         preset: options.preset,
         model: options.model,
+        datasets: used,
         results,
         ran: outcome.ran,
         recorded: outcome.recorded,

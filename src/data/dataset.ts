@@ -1,15 +1,17 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import { join } from 'node:path';
 import { UserError } from '../errors';
+import { ensureDataset } from './availability';
+import { readInfo } from './local';
 import { DATASET_NAMES, datasetEntry, isRegistered } from './registry';
 
 /**
- * Labelled text classification data in the one local layout:
+ * Labelled text classification data in the one local layout (src/data/local.ts):
  *   <dataDir>/<name>/<split>.jsonl   one {"text": string, "label": int} per line, labels 0-based
  *   <dataDir>/<name>/info.json       label names and per-split row / label counts
- * Registry datasets are read from there; users' own data is any JSONL file of the same shape.
+ * Registry datasets are read from there (fetched on first use) or from their embedded folder; users' own
+ * data is any JSONL file of the same shape.
  */
 
 export interface LabeledData {
@@ -18,50 +20,6 @@ export interface LabeledData {
   labelNames: string[];
   /** Where the examples came from (a file path, plus any subsampling), for logs and results. */
   source: string;
-}
-
-export const DEFAULT_DATA_DIR = './data/datasets';
-
-/** --data-dir, else HEALING_DATA_DIR, else ./data/datasets. */
-export function dataDir(option?: string): string {
-  return resolve(option || process.env.HEALING_DATA_DIR || DEFAULT_DATA_DIR);
-}
-
-const labelCounts = z.record(z.string().regex(/^\d+$/), z.number().int().nonnegative());
-
-export const DatasetInfoSchema = z.looseObject({
-  name: z.string().min(1),
-  hub_id: z.string().optional(),
-  task: z.string().optional(),
-  label_names: z.array(z.string().min(1)).min(2),
-  splits: z.record(
-    z.string().min(1),
-    z.looseObject({
-      rows: z.number().int().nonnegative(),
-      label_counts: labelCounts.optional(),
-      official: z.boolean().optional(),
-    }),
-  ),
-  source: z.string().optional(),
-  notes: z.string().optional(),
-});
-
-export type DatasetInfo = z.infer<typeof DatasetInfoSchema>;
-
-export async function readInfo(file: string): Promise<DatasetInfo> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`${file} does not exist`);
-    throw new UserError(`${file}: not valid JSON (${(error as Error).message})`);
-  }
-  const parsed = DatasetInfoSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new UserError(`${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return parsed.data;
 }
 
 export interface LoadJsonlOptions {
@@ -143,31 +101,29 @@ export interface LoadSplitOptions {
   dataDir?: string;
 }
 
-/** One split of a registry dataset from the local layout, checked against its info.json. */
+/**
+ * One split of a registry dataset, checked against its info.json: from its embedded folder, or from the
+ * data directory, fetched from the hub first when it is not there.
+ */
 export async function loadSplit(name: string, split: string, options: LoadSplitOptions = {}): Promise<LabeledData> {
   const entry = datasetEntry(name);
-  const folder = join(dataDir(options.dataDir), entry.name);
+  const folder = await ensureDataset(entry.name, { dataDir: options.dataDir, splits: [split] });
   const infoFile = join(folder, 'info.json');
-  if (!existsSync(infoFile)) {
-    throw new UserError(
-      `dataset ${name} is not in ${folder} (no info.json); fetch it with \`healing download-dataset ${name}` +
-        `${options.dataDir ? ` --data-dir ${options.dataDir}` : ''}\` or point --data-dir / HEALING_DATA_DIR at a folder that has it`,
-    );
-  }
   const info = await readInfo(infoFile);
   const splitInfo = info.splits[split];
   if (!splitInfo) {
     throw new UserError(`${infoFile}: dataset ${name} has no split ${JSON.stringify(split)}; splits: ${Object.keys(info.splits).join(', ')}`);
   }
+  // An embedded sample comes back from git, a fetched dataset from the hub.
+  const repair =
+    entry.source.kind === 'embedded'
+      ? `restore it with \`git checkout -- ${folder}\``
+      : `fetch it again with \`healing download-dataset ${name}${options.dataDir ? ` --data-dir ${options.dataDir}` : ''}\``;
   const file = join(folder, `${split}.jsonl`);
-  if (!existsSync(file)) {
-    throw new UserError(`${file} is missing although ${infoFile} lists it; fetch it again with \`healing download-dataset ${name}\``);
-  }
+  if (!existsSync(file)) throw new UserError(`${file} is missing although ${infoFile} lists it; ${repair}`);
   const data = await loadJsonl(file, { labelNames: info.label_names });
   if (data.texts.length !== splitInfo.rows) {
-    throw new UserError(
-      `${file} has ${data.texts.length} examples but ${infoFile} says ${splitInfo.rows} (an interrupted copy?); fetch it again with \`healing download-dataset ${name}\``,
-    );
+    throw new UserError(`${file} has ${data.texts.length} examples but ${infoFile} says ${splitInfo.rows} (an interrupted copy?); ${repair}`);
   }
   return data;
 }
@@ -202,10 +158,11 @@ export async function loadDataset(options: LoadDatasetOptions): Promise<TrainEva
       throw new UserError(`${options.name} is a path; pass your own data as --train FILE --eval FILE (known datasets: ${DATASET_NAMES.join(', ')})`);
     }
     const entry = datasetEntry(options.name);
-    const [train, evalData] = await Promise.all([
-      loadSplit(entry.name, options.trainSplit ?? entry.trainSplit, options),
-      loadSplit(entry.name, options.evalSplit ?? entry.evalSplit, options),
-    ]);
+    const trainSplit = options.trainSplit ?? entry.trainSplit;
+    const evalSplit = options.evalSplit ?? entry.evalSplit;
+    // Once for both splits, so that a fetch on first use fetches (and logs) once.
+    await ensureDataset(entry.name, { dataDir: options.dataDir, splits: [trainSplit, evalSplit] });
+    const [train, evalData] = await Promise.all([loadSplit(entry.name, trainSplit, options), loadSplit(entry.name, evalSplit, options)]);
     return { name: entry.name, train, eval: evalData, labelNames: train.labelNames };
   }
   if (options.train === undefined || options.eval === undefined) {

@@ -5,8 +5,8 @@ import { once } from 'node:events';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { UserError } from '../errors';
 import { downloadFile, hubEndpoint, type DownloadProgress, type HubOptions } from '../io/hub';
-import { readInfo, type DatasetInfo } from './dataset';
-import { datasetEntry, type DatasetEntry } from './registry';
+import { readInfo, type DatasetInfo } from './local';
+import { datasetEntry, hubSource, type DatasetEntry, type HubSource } from './registry';
 
 /**
  * Hub dataset files (parquet, or CSV for the one dataset published that way) to the local layout
@@ -96,9 +96,9 @@ export function parseCsv(text: string, file = 'CSV'): Row[] {
   });
 }
 
-async function readRows(file: string, entry: DatasetEntry): Promise<Row[]> {
-  const columns = [...entry.textFields, entry.labelField];
-  if (entry.format === 'parquet') return readParquetRows(file, columns);
+async function readRows(file: string, hub: HubSource): Promise<Row[]> {
+  const columns = [...hub.textFields, hub.labelField];
+  if (hub.format === 'parquet') return readParquetRows(file, columns);
   const rows = parseCsv(await readFile(file, 'utf8'), file);
   const missing = columns.filter((c) => rows.length > 0 && !(c in rows[0]));
   if (missing.length) throw new UserError(`${file}: no column ${missing.join(', ')}; columns: ${Object.keys(rows[0]).join(', ')}`);
@@ -140,6 +140,7 @@ export async function convertToLocal(
   options: ConvertOptions = {},
 ): Promise<SplitSummary> {
   const entry = datasetEntry(name);
+  const hub = hubSource(entry);
   const numLabels = entry.labelNames.length;
   const folder = join(destDir, entry.name);
   await mkdir(folder, { recursive: true });
@@ -151,29 +152,29 @@ export async function convertToLocal(
   let rows = 0;
   try {
     for (const file of files) {
-      if (entry.format === 'parquet') {
-        const hubNames = await parquetLabelNames(file, entry.labelField);
+      if (hub.format === 'parquet') {
+        const hubNames = await parquetLabelNames(file, hub.labelField);
         if (hubNames && hubNames.join('\n') !== entry.labelNames.join('\n')) {
           throw new UserError(
             `${file}: the hub's label names (${hubNames.join(', ')}) differ from the registry's for ${name} (${entry.labelNames.join(', ')})`,
           );
         }
       }
-      const records = await readRows(file, entry);
+      const records = await readRows(file, hub);
       let buffered = '';
       for (let r = 0; r < records.length; r++) {
         const record = records[r];
-        const label = toLabel(record[entry.labelField]);
+        const label = toLabel(record[hub.labelField]);
         if (label === -1) {
           dropped.unlabelled++;
           continue;
         }
         if (label === undefined || !Number.isInteger(label) || label < 0 || label >= numLabels) {
           throw new UserError(
-            `${file}: row ${r + 1}: label ${String(record[entry.labelField])} is not a class id 0..${numLabels - 1} of ${name}`,
+            `${file}: row ${r + 1}: label ${String(record[hub.labelField])} is not a class id 0..${numLabels - 1} of ${name}`,
           );
         }
-        const text = entry.textFields
+        const text = hub.textFields
           .map((f) => (record[f] === null || record[f] === undefined ? '' : String(record[f]).trim()))
           .filter((t) => t !== '')
           .join(' ');
@@ -255,20 +256,21 @@ export interface DatasetSummary {
 /** Fetches a registry dataset's hub files (cached like models) and writes the local layout. */
 export async function downloadDataset(name: string, options: DownloadDatasetOptions): Promise<DatasetSummary> {
   const entry = datasetEntry(name);
+  const hub = hubSource(entry);
   const revision = options.revision ?? 'main';
-  const splits = options.splits ?? Object.keys(entry.files);
+  const splits = options.splits ?? Object.keys(hub.files);
   for (const split of splits) {
-    if (!entry.files[split]) throw new UserError(`dataset ${name} has no labelled split ${split}; splits: ${Object.keys(entry.files).join(', ')}`);
+    if (!hub.files[split]) throw new UserError(`dataset ${name} has no labelled split ${split}; splits: ${Object.keys(hub.files).join(', ')}`);
   }
   const summaries: SplitSummary[] = [];
   for (const split of splits) {
     const local: string[] = [];
-    for (const filename of entry.files[split]) {
+    for (const filename of hub.files[split]) {
       local.push(
         await downloadFile({ ...options, repoId: entry.hubId, repoType: 'dataset', revision, filename }),
       );
     }
-    const origin = `${options.endpoint ?? hubEndpoint()}/datasets/${entry.hubId} revision ${revision}: ${Object.entries(entry.files)
+    const origin = `${options.endpoint ?? hubEndpoint()}/datasets/${entry.hubId} revision ${revision}: ${Object.entries(hub.files)
       .map(([s, f]) => `${s} = ${f.map((p) => basename(p)).join(' + ')}`)
       .join('; ')}`;
     summaries.push(await convertToLocal(name, split, local, options.dataDir, { origin }));

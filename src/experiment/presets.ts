@@ -17,6 +17,16 @@ export const PAPER_TRAIN_SIZE = 2000;
 export const PAPER_EVAL_SIZE = 1000;
 export const PAPER_SEEDS = [0, 1, 2];
 
+/**
+ * Stand-ins a preset runs on where one of its own datasets is neither here nor fetchable
+ * (src/data/availability.ts prepareDatasets): the quick preset must run on a fresh machine without a
+ * network. The paper preset has none: a sample is not the study.
+ */
+export const PRESET_FALLBACKS: Readonly<Record<PresetName, Readonly<Record<string, string>>>> = {
+  quick: { sst2: 'sst2-sample' },
+  paper: {},
+};
+
 export interface PresetOptions {
   model?: string;
   /** Encoder depth of the model (from its config.json; the caller reads it so presets stay pure). */

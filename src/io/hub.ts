@@ -83,10 +83,14 @@ export function hubEndpoint(): string {
   return (process.env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, '');
 }
 
+/** $XDG_CACHE_HOME, else ~/.cache: the hub cache and the project's datasets both live under it. */
+export function userCacheDir(): string {
+  return process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+}
+
 export function hfHome(): string {
   if (process.env.HF_HOME) return resolve(process.env.HF_HOME);
-  const xdg = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(xdg, 'huggingface');
+  return join(userCacheDir(), 'huggingface');
 }
 
 export function hubCacheDir(): string {
@@ -177,10 +181,24 @@ function cleanEtag(value: string | null): string | undefined {
   return value.replace(/^W\//, '').replace(/^"|"$/g, '') || undefined;
 }
 
+/** The hub could not be reached at all (no network, DNS, refused): callers that have a fallback look for this. */
+export class HubUnreachableError extends UserError {
+  constructor(
+    readonly endpoint: string,
+    readonly url: string,
+    /** The system's reason, e.g. ENOTFOUND or ECONNREFUSED. */
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`cannot reach ${endpoint} (offline?) while fetching ${url}: ${detail}`, options);
+    this.name = 'HubUnreachableError';
+  }
+}
+
 function networkError(endpoint: string, url: string, error: unknown): UserError {
   const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
   const detail = cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
-  return new UserError(`cannot reach ${endpoint} (offline?) while fetching ${url}: ${detail}`, { cause: error });
+  return new HubUnreachableError(endpoint, url, detail, { cause: error });
 }
 
 function httpError(response: Response, ctx: { repoId: string; revision: string; filename: string; url: string }): UserError {
