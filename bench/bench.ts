@@ -28,6 +28,7 @@ import { DropoutSeeds } from '../src/model/layers';
 import { crossEntropy, disposeTrainable, makeTrainable, trainStep, type Trainable } from '../src/train/trainer';
 import { createRng } from '../src/random';
 import { isWasmOutOfMemory, WASM_MEMORY_HINT } from '../src/backend/memory';
+import { pythonInterpreter } from '../src/io/python';
 
 interface Shape {
   vocab: number;
@@ -57,7 +58,6 @@ const ENGINES = {
 } as const;
 type EngineName = keyof typeof ENGINES;
 
-const PYTHON_DEFAULT = '/usr/bin/python3';
 const TORCH_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_reference.py');
 
 /** Mirrors NativeStatus in src/backend/engine.ts, checked at run time: that field is optional and still settling. */
@@ -364,7 +364,7 @@ const program = new Command('bench')
   .option('--repeats <n>', 'alternating ours/PyTorch runs per thread count (medians are reported)', '2')
   .option('--steps <n>', 'timed steps per run (after one warm-up step)', '8')
   .option('--cpu-steps <n>', 'timed steps on the slow pure-JS cpu backend', '1')
-  .option('--python <path>', 'interpreter with torch for the PyTorch baseline', PYTHON_DEFAULT)
+  .option('--python <path>', 'interpreter with torch for the PyTorch baseline ($HEALING_PYTHON when set)', pythonInterpreter())
   .option('--skip-torch', 'no PyTorch baseline (ratios null)')
   .option('--skip-base', 'skip the bert-base-shaped runs')
   .option('--skip-memory', 'skip the per-token memory measurement (default model, batch 16x128)')

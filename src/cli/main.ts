@@ -20,6 +20,7 @@ const subcommands: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./evaluate'),
   () => import('./run'),
   () => import('./results'),
+  () => import('./baseline'),
   () => import('./pretrain'),
   () => import('./fill-mask'),
   () => import('./report'),
