@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { closeSync, cpSync, openSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,7 @@ import {
 import { ExperimentSpecSchema, type ExperimentSpec, type ResultRow } from '../src/experiment/spec';
 import { appendResult, DEFAULT_RESULTS_FILE, readResults } from '../src/experiment/store';
 import { shippedModelDir } from '../src/io/models';
+import { exited, startRun, type Exit } from './helpers/cli-process';
 import { fakeRow, fakeRunRow } from './helpers/fake-runner';
 import { tempDirs } from './helpers/tmpdirs';
 
@@ -29,7 +29,6 @@ import { tempDirs } from './helpers/tmpdirs';
  * resolver in the worker).
  */
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
 const fakeRunner = fileURLToPath(new URL('./helpers/fake-runner.ts', import.meta.url));
 const tmp = tempDirs('identity');
 
@@ -240,23 +239,8 @@ test('a spec whose model is missing fails without a worker; the rest of the grid
 });
 
 /** `healing run ...` through the real CLI code. */
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const script = `
-    const { Command } = await import('commander');
-    const { register } = await import('./src/cli/run.ts');
-    const program = new Command().exitOverride();
-    register(program);
-    await program.parseAsync(process.argv.slice(1), { from: 'user' });`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, 'run', ...args], {
-    cwd: repo,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+function cli(args: string[], env: Record<string, string>): Promise<Exit> {
+  return exited(startRun(args, env));
 }
 
 test('healing run --dry-run decides on the engine this process starts: an old row is done on the stock engine', { timeout: 60_000 }, async () => {

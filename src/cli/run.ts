@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors';
 import { resolveModelDir } from '../io/models';
 import { parseConfig } from '../model/config';
+import { Claims, claimsDir, DEFAULT_LEASE_MS } from '../experiment/claims';
 import { expandGrid, parseShard, planGrid, runGrid, shardOf } from '../experiment/grid';
 import { createIdentityResolver } from '../experiment/identity';
 import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
@@ -21,6 +23,7 @@ interface RunOptions {
   workers?: string;
   shard?: string;
   results: string;
+  claimLease?: string;
   runner?: string;
   dryRun?: boolean;
 }
@@ -56,6 +59,13 @@ async function modelDepth(model: string, numLayers: string | undefined): Promise
     throw new UserError(`${file}: cannot read the model config (${(error as Error).message}); pass --num-layers N`);
   }
   return parseConfig(json, file).numLayers;
+}
+
+function claimLeaseMs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(text) || !(seconds > 0)) throw new UserError(`--claim-lease ${text}: expected a positive number of seconds`);
+  return seconds * 1000;
 }
 
 /** The specs the flags select, before the store is consulted. */
@@ -102,10 +112,15 @@ export function register(program: Command): void {
         'HEALING_THREADS = max(1, floor(cores / n)) threads for its native kernels, unless HEALING_THREADS is already set',
     )
     .option('--shard <i/n>', 'run only shard i of n (1-based), a deterministic slice by spec hash; shard stores merge by concatenation')
-    .option('--results <file>', 'result store (JSONL, append-only)', DEFAULT_RESULTS_FILE)
+    .option('--results <file>', 'result store (JSONL, append-only; several `healing run` processes may share one)', DEFAULT_RESULTS_FILE)
+    .option(
+      '--claim-lease <seconds>',
+      `how long another process waits on a silent claim of this one before taking its run over (default ${DEFAULT_LEASE_MS / 1000}; heartbeats every tenth)`,
+    )
     .option('--runner <module>', 'module exporting runExperiment(spec, options) (default: src/experiment/run.ts)')
     .option('--dry-run', 'list the selected runs as done/pending (with what changed since a recorded run) and exit')
     .action(async (options: RunOptions) => {
+      const leaseMs = claimLeaseMs(options.claimLease);
       const specs = await selectSpecs(options);
       // Names the registry does not know fail here, --dry-run included, not in a worker after the grid has
       // started (the row schema stays open: a store may hold rows of datasets this version does not ship).
@@ -121,12 +136,20 @@ export function register(program: Command): void {
         if (warning) process.stderr.write(`warning: ${warning}\n`);
         // The same decision the grid makes (it starts this process's engine once, for its numerics).
         const plan = await planGrid(specs, store.rows, createIdentityResolver());
+        const claims = new Claims(claimsDir(options.results));
         const order = new Map(specs.map((spec, i) => [spec, i]));
+        const claimed = (hash: string): string => {
+          const status = claims.status(hash);
+          if (!status) return '';
+          const { claim } = status.found;
+          const who = claim ? `pid ${claim.pid} on ${claim.host === hostname() ? 'this host' : claim.host} since ${claim.startedAt}` : 'a claim being written';
+          return status.staleness.stale ? `  (stale claim: ${status.staleness.reason})` : `  (running elsewhere: ${who})`;
+        };
         const lines = [
           ...plan.done.map((p) => ({ spec: p.spec, text: `${p.hash}  ${'done'.padEnd(7)}  ${p.label}` })),
           ...plan.pending.map((p) => ({
             spec: p.spec,
-            text: `${p.hash}  ${'pending'.padEnd(7)}  ${p.label}${p.changes.length ? `  (changed since recorded: ${p.changes.join(' | ')})` : ''}`,
+            text: `${p.hash}  ${'pending'.padEnd(7)}  ${p.label}${p.changes.length ? `  (changed since recorded: ${p.changes.join(' | ')})` : ''}${claimed(p.hash)}`,
           })),
           ...plan.unresolved.map((u) => ({ spec: u.spec, text: `${u.hash}  ${'error'.padEnd(7)}  ${u.label}  (${u.error})` })),
         ].sort((a, b) => (order.get(a.spec) ?? 0) - (order.get(b.spec) ?? 0));
@@ -138,7 +161,7 @@ export function register(program: Command): void {
 
       // Before the first run, not after it: an unwritable store would lose a finished run.
       await checkWritableFile(options.results, '--results');
-      const summary = await runGrid(specs, { workers, resultsFile: options.results, runnerModule: options.runner });
+      const summary = await runGrid(specs, { workers, resultsFile: options.results, runnerModule: options.runner, claimLeaseMs: leaseMs });
       const { failures, ...counts } = summary;
       process.stdout.write(`${JSON.stringify({ ...counts, results: options.results, failures })}\n`);
       if (summary.interrupted) throw new UserError('interrupted; finished runs are saved, rerun the same command to continue');

@@ -13,6 +13,7 @@ import {
   type IdentityResolver,
   type RunIdentity,
 } from './identity';
+import { Claims, claimsDir } from './claims';
 import { GridPool } from './pool';
 import { readResults, storeWarning } from './store';
 import {
@@ -250,6 +251,12 @@ export interface RunGridOptions {
   numerics?: string;
   /** How identities are computed (default: createIdentityResolver({ numerics })); shared with a caller that planned first. */
   identity?: IdentityResolver;
+  /**
+   * Lease of this process's claims on its runs (default DEFAULT_LEASE_MS, 5 min; see claims.ts):
+   * another process on the same store takes a run over once its heartbeat is this old. Heartbeats
+   * come every tenth of it.
+   */
+  claimLeaseMs?: number;
 }
 
 export interface GridSummary {
@@ -258,6 +265,8 @@ export interface GridSummary {
   skipped: number;
   /** Finished and appended by this call. */
   ran: number;
+  /** Finished meanwhile by another process sharing the store (claimed there, so not run here). */
+  elsewhere: number;
   failed: number;
   seconds: number;
   failures: Array<{ hash: string; label: string; error: string }>;
@@ -269,7 +278,8 @@ export interface GridSummary {
  * Runs every spec whose identity (planGrid) is not yet in the store on `workers` child processes
  * (each owns its TF.js engine; see pool.ts), appending each result the moment it arrives. Safe to
  * kill at any time: finished runs are on disk (fsync'ed), unfinished ones are simply not there and
- * run again next time; only this process writes the store, so nothing is written twice.
+ * run again next time. Several processes may run grids on one store at once: each run is claimed
+ * before it starts (claims.ts), so they split the work and store every run once.
  */
 export async function runGrid(specs: readonly ExperimentSpec[], options: RunGridOptions): Promise<GridSummary> {
   const started = Date.now();
@@ -283,6 +293,7 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
     total: all.length,
     skipped: plan.done.length,
     ran: 0,
+    elsewhere: 0,
     failed: 0,
     seconds: 0,
     failures: [],
@@ -296,6 +307,11 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
     summary.failed++;
     summary.failures.push({ hash: u.hash, label: u.label, error: u.error });
   }
+  const claims = new Claims(claimsDir(options.resultsFile), {
+    leaseMs: options.claimLeaseMs,
+    onLost: (hash) => process.stderr.write(`grid: the claim on run ${hash} was taken over by another process (this one missed its heartbeats)\n`),
+  });
+  claims.sweep(new Set(plan.done.map((p) => p.hash)));
   if (plan.pending.length > 0) {
     const cores = availableParallelism();
     const size = Math.max(1, Math.min(options.workers ?? cores, plan.pending.length));
@@ -308,9 +324,13 @@ export async function runGrid(specs: readonly ExperimentSpec[], options: RunGrid
       resultsFile: options.resultsFile,
       emit,
       progress: options.progress,
+      claims,
+      // Often enough that a run finished elsewhere ends our wait soon, rarely enough to cost nothing.
+      pollMs: Math.min(5_000, claims.heartbeatMs),
     });
     const outcome = await pool.run();
     summary.ran = outcome.ran;
+    summary.elsewhere = outcome.elsewhere;
     summary.failed += outcome.failed;
     summary.failures.push(...outcome.failures);
     summary.interrupted = outcome.interrupted;

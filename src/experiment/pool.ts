@@ -2,9 +2,12 @@
  * The worker pool behind runGrid (grid.ts): planned runs on child processes (worker.ts), one run at
  * a time per worker, each outcome recorded the moment it arrives.
  *
- * A run's life: queued -> taken (takeNext) -> dispatched to a ready worker (dispatch) -> the worker's
- * answer (onMessage) appends its row to the store (recordResult) or records a failure
- * (recordFailure), which may queue it again for a fresh worker -> that worker takes the next run.
+ * A run's life: queued -> taken (takeNext: claimed for this process, see claims.ts; one another live
+ * process holds waits in `deferred` and is looked at again once the queue is empty) -> dispatched
+ * to a ready worker (dispatch) -> the worker's answer (onMessage) appends its row to the store
+ * (recordResult) or records a failure (recordFailure), which may queue it again for a fresh worker
+ * -> the claim is released -> that worker takes the next run. A worker with nothing to take while
+ * other processes hold runs waits (poll) until they finish them or their claims expire.
  * A worker's life: spawned -> 'ready' -> runs until nothing is left to take, then is disconnected
  * and exits on its own (onExit), or is killed after a non-user error and replaced (replenish).
  * The pool settles (settleIfDone) once no worker is left.
@@ -16,7 +19,8 @@ import { UserError } from '../errors';
 import { createProgress, type Progress } from '../progress';
 import type { GridEvent, PlannedRun, RunGridOptions } from './grid';
 import { identityChanges, rowHash, rowIdentity } from './identity';
-import { appendResult } from './store';
+import type { Claims } from './claims';
+import { appendResult, readResults } from './store';
 import { formatIssues, ResultRowSchema, type ResultRow } from './spec';
 import type { ParentMessage, WorkerMessage } from './worker';
 
@@ -27,6 +31,10 @@ export type PoolOptions = Pick<RunGridOptions, 'resultsFile' | 'runnerModule' | 
   /** Extra attempts for a run whose worker crashed. */
   retries: number;
   emit: (event: GridEvent) => void;
+  /** This process's claims on the store's runs (shared with other `healing run` processes). */
+  claims: Claims;
+  /** How often an idle worker looks again at runs other processes hold. */
+  pollMs: number;
 };
 
 /** What the pool did; runGrid folds it into its summary. */
@@ -35,12 +43,17 @@ export interface PoolOutcome {
   failed: number;
   failures: Array<{ hash: string; label: string; error: string }>;
   interrupted: boolean;
+  /** Runs another process sharing the store finished while this one ran (not run here). */
+  elsewhere: number;
 }
 
 interface Job {
   run: PlannedRun;
   attempts: number;
 }
+
+/** What taking a run's claim found. */
+type Taken = 'ours' | 'held' | 'done';
 
 interface Worker {
   id: number;
@@ -76,13 +89,18 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 }
 
 /**
- * One use: `await new GridPool(pending, options).run()`. Only this process writes the store, so a
- * row is appended once; a run cut off by a stop is simply not stored and runs again next time.
+ * One use: `await new GridPool(pending, options).run()`. A run is appended only by the process that
+ * claimed it, after checking that the store does not hold it yet, so a row is stored once even with
+ * other processes on the same store; a run cut off by a stop is simply not stored and runs again
+ * next time.
  */
 export class GridPool {
   private readonly queue: Job[];
+  /** Runs another live process held when we came to them; revisited once the queue is empty. */
+  private readonly deferred: Job[] = [];
   private readonly workers = new Set<Worker>();
-  private readonly outcome: PoolOutcome = { ran: 0, failed: 0, failures: [], interrupted: false };
+  private readonly outcome: PoolOutcome = { ran: 0, failed: 0, failures: [], interrupted: false, elsewhere: 0 };
+  private pollTimer: NodeJS.Timeout | undefined;
   private readonly runner: string;
   private readonly tsx = tsxImport();
   private progress?: Progress;
@@ -124,18 +142,65 @@ export class GridPool {
   // --- a run's life ------------------------------------------------------------------------
 
   /**
-   * The one place a run leaves the queue for a worker. A cross-process claim (a lease on the run in
-   * a store shared with other `healing run` processes) belongs here: skip what another process
-   * holds, claim the rest. A run queued again for a retry comes back through here too.
+   * The one place a run leaves the queue for a worker, claimed for this process (a retry keeps its
+   * claim). A run another live process holds is set aside and looked at again once the queue is
+   * empty, in case its owner died (its claim then expires) or finished it (its row is then stored).
    */
   private takeNext(): Job | undefined {
-    return this.queue.shift();
+    let stored: Set<string> | undefined;
+    // Read at most once per call, and only when a claim needs it.
+    const storedNow = (): Set<string> => (stored ??= this.storedHashes());
+    while (this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      const taken = this.take(job, storedNow);
+      if (taken === 'ours') return job;
+      if (taken === 'held') this.deferred.push(job);
+    }
+    for (let i = 0; i < this.deferred.length; i++) {
+      const job = this.deferred[i];
+      const taken = this.take(job, storedNow);
+      if (taken === 'held') continue;
+      this.deferred.splice(i--, 1);
+      if (taken === 'ours') return job;
+    }
+    return undefined;
+  }
+
+  private take(job: Job, stored: () => Set<string>): Taken {
+    const { hash, label } = job.run;
+    const claims = this.options.claims;
+    if (claims.holds(hash)) return 'ours';
+    const claim = claims.tryClaim(hash);
+    // Checked after claiming: a process that finished the run appended its row before releasing.
+    if (stored().has(hash)) {
+      if (claim.ok) claims.release(hash);
+      this.doneElsewhere(job);
+      return 'done';
+    }
+    if (!claim.ok) return 'held';
+    if (claim.tookOver) process.stderr.write(`grid: run ${label} (${hash}): took over a stale claim (${claim.tookOver})\n`);
+    return 'ours';
+  }
+
+  private doneElsewhere(job: Job): void {
+    process.stderr.write(`grid: run ${job.run.label} (${job.run.hash}) was stored by another process\n`);
+    this.outcome.elsewhere++;
+    this.countFinished();
+  }
+
+  private storedHashes(): Set<string> {
+    return new Set(readResults(this.options.resultsFile).rows.map(rowHash));
   }
 
   private dispatch(worker: Worker): void {
     if (this.stopping) return;
     const job = this.takeNext();
     if (!job) {
+      if (this.deferred.length > 0) {
+        // Others hold the rest: wait for them to finish it or for their claims to expire.
+        this.schedulePoll();
+        return;
+      }
       // Nothing left for this worker: closing the channel lets it exit on its own.
       worker.retiring = true;
       if (worker.child.connected) worker.child.disconnect();
@@ -169,11 +234,19 @@ export class GridPool {
     }
     const row: ResultRow = { ...parsed.data, hash: rowHash(parsed.data) };
     try {
+      // Our claim kept everyone else off this run, unless we stalled past its lease and it was
+      // taken over and finished meanwhile: then that row stands and ours is not stored again.
+      if (this.storedHashes().has(row.hash)) {
+        this.options.claims.release(hash);
+        this.doneElsewhere(job);
+        return;
+      }
       appendResult(this.options.resultsFile, row);
     } catch (error) {
       this.stop(new UserError(`${this.options.resultsFile}: cannot append a result (${(error as Error).message})`));
       return;
     }
+    this.options.claims.release(hash);
     if (row.hash !== hash) {
       // Stored under what it did run (nothing computed is lost), but not what was planned: the
       // worker's model or engine differs from this process's, and a rerun would do it again.
@@ -199,6 +272,7 @@ export class GridPool {
     if (retrying) {
       this.queue.unshift(job);
     } else {
+      this.options.claims.release(hash);
       this.outcome.failed++;
       this.outcome.failures.push({ hash, label, error });
       this.countFinished();
@@ -280,7 +354,19 @@ export class GridPool {
     if (this.stopping) return;
     const live = [...this.workers].filter((w) => !w.retiring);
     const starting = live.filter((w) => !w.job).length;
-    if (this.queue.length > starting && live.length < this.options.size) this.spawn();
+    const waiting = this.queue.length + (this.deferred.length > 0 ? 1 : 0);
+    if (waiting > starting && live.length < this.options.size) this.spawn();
+  }
+
+  /** One timer for every idle worker: each tries takeNext again when it fires. */
+  private schedulePoll(): void {
+    if (this.pollTimer || this.stopping) return;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = undefined;
+      for (const worker of [...this.workers]) {
+        if (worker.ready && !worker.job && !worker.retiring) this.dispatch(worker);
+      }
+    }, this.options.pollMs);
   }
 
   // --- stopping and settling ---------------------------------------------------------------
@@ -298,6 +384,7 @@ export class GridPool {
 
   private killAll(): void {
     this.queue.length = 0;
+    this.deferred.length = 0;
     for (const worker of this.workers) {
       worker.retiring = true;
       worker.child.kill('SIGKILL');
@@ -308,9 +395,12 @@ export class GridPool {
   /** Resolves once every worker has exited and there is nothing left to do (or a stop was asked). */
   private settleIfDone(): void {
     if (!this.settle || this.workers.size > 0) return;
-    if (!this.stopping && this.queue.length > 0) return;
+    if (!this.stopping && this.queue.length + this.deferred.length > 0) return;
     const { resolve: resolvePromise, reject: rejectPromise } = this.settle;
     this.settle = undefined;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    // Runs cut off by a stop are free for other processes at once, not after the lease.
+    this.options.claims.releaseAll();
     process.off('SIGINT', this.onSignal);
     process.off('SIGTERM', this.onSignal);
     this.progress?.stop();

@@ -6,7 +6,8 @@
  * Its rows carry the identity the spec runs under in the worker, computed by the real code
  * (src/experiment/identity.ts: the model directory's fingerprint, the resolved recipe, this
  * process's engine numerics, or FAKE_RUNNER_NUMERICS to stand in for another engine), and record the
- * HEALING_THREADS the worker was given.
+ * HEALING_THREADS the worker was given. FAKE_RUNNER_GATE = a path makes every run wait, after its
+ * sleep, until that file exists (tests that need runs in flight at once, whatever the machine's load).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -89,6 +90,8 @@ export async function runExperiment(spec: ExperimentSpec, options: { onProgress?
     await sleep(ms / total);
     options.onProgress?.({ phase: 'train', step, totalSteps: total, loss: 1 / step });
   }
+  const gate = process.env.FAKE_RUNNER_GATE;
+  while (gate && !existsSync(gate)) await sleep(50);
   const numerics = process.env.FAKE_RUNNER_NUMERICS;
   const row = await fakeRunRow(spec, createIdentityResolver(numerics ? { numerics } : {}));
   return {
