@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors';
+import { checkMergeOut, conflictLines, inputWarnings, planMerge, writeMerged } from '../experiment/merge';
 import { withRecovery, type RowWithRecovery } from '../experiment/recovery';
 import { corruptionLabel, datasetLabel } from '../experiment/spec';
 import { DEFAULT_RESULTS_FILE, readResults, storeWarning } from '../experiment/store';
@@ -62,13 +63,61 @@ export function formatResults(lines: readonly ResultLine[], format: Format): str
   );
 }
 
+interface ResultsOptions {
+  results: string;
+  format: string;
+  merge?: string[];
+  out?: string;
+  force?: boolean;
+  keepFirst?: boolean;
+}
+
+/**
+ * `--merge a b ... --out m`: the inputs' rows, one per identity, into a new store. Conflicting rows
+ * (one identity, other measurements) fail the merge, naming hash and files, unless --keep-first.
+ */
+function merge(options: ResultsOptions & { merge: string[] }): void {
+  const out = options.out;
+  if (out === undefined) throw new UserError('--merge needs --out FILE (the merged store; the inputs are not changed)');
+  checkMergeOut(out, options.merge, options.force === true);
+  const plan = planMerge(options.merge);
+  for (const warning of inputWarnings(plan)) process.stderr.write(`warning: ${warning}\n`);
+  const conflicts = conflictLines(plan.conflicts);
+  if (conflicts.length > 0 && !options.keepFirst) {
+    for (const line of conflicts) process.stderr.write(`${line}\n`);
+    throw new UserError(
+      `${plan.conflicts.length} identit${plan.conflicts.length === 1 ? 'y has' : 'ies have'} rows with different measurements; ` +
+        `nothing written (--keep-first keeps the first row of each, in argument order)`,
+    );
+  }
+  for (const line of conflicts) process.stderr.write(`warning: ${line} (kept the first)\n`);
+  writeMerged(out, plan.lines, options.force === true);
+  const inputs = plan.inputs.map((i) => ({ file: i.file, rows: i.rows, torn: i.torn, invalid: i.invalid.length }));
+  const summary = { out, rows: plan.lines.length, duplicates: plan.duplicates, conflicts: plan.conflicts, inputs };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
 export function register(program: Command): void {
   program
     .command('results')
-    .description('print one row per stored run with accuracy, macro-F1 and recovery (corrupted accuracy / clean accuracy, same dataset, model, recipe and seed)')
-    .option('--results <file>', 'result store (JSONL); shard stores can be concatenated first', DEFAULT_RESULTS_FILE)
+    .description(
+      'print one row per stored run with accuracy, macro-F1 and recovery (corrupted accuracy / clean accuracy, same dataset, model, ' +
+        'recipe and seed); or, with --merge, combine stores (e.g. the shards of a job array) into one',
+    )
+    .option('--results <file>', 'result store (JSONL)', DEFAULT_RESULTS_FILE)
     .option('--format <format>', `output format: ${FORMATS.join(' | ')}`, 'table')
-    .action((options: { results: string; format: string }) => {
+    .option('--merge <stores...>', 'merge these stores into --out: one row per identity; rows of one identity with other metrics are conflicts')
+    .option('--out <file>', 'with --merge: the merged store to write (never one of the inputs)')
+    .option('--force', 'with --merge: replace an existing --out')
+    .option('--keep-first', 'with --merge: on a conflict keep the first row (in argument order) and warn, instead of failing')
+    .action((options: ResultsOptions) => {
+      if (options.merge !== undefined) {
+        merge({ ...options, merge: options.merge });
+        return;
+      }
+      for (const flag of ['out', 'force', 'keepFirst'] as const) {
+        if (options[flag] !== undefined) throw new UserError(`--${flag === 'keepFirst' ? 'keep-first' : flag} goes with --merge`);
+      }
       if (!(FORMATS as readonly string[]).includes(options.format)) {
         throw new UserError(`--format ${options.format}: expected one of ${FORMATS.join(', ')}`);
       }

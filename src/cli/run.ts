@@ -6,10 +6,11 @@ import { UserError } from '../errors';
 import { resolveModelDir } from '../io/models';
 import { parseConfig } from '../model/config';
 import { Claims, claimsDir, DEFAULT_LEASE_MS } from '../experiment/claims';
-import { expandGrid, parseShard, planGrid, runGrid, shardOf } from '../experiment/grid';
+import { expandGrid, planGrid, runGrid, shardOf } from '../experiment/grid';
 import { createIdentityResolver } from '../experiment/identity';
 import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
 import { datasetLabel, type ExperimentSpec } from '../experiment/spec';
+import { resolveShard, shardResultsFile, type Shard } from '../experiment/shard';
 import { DEFAULT_RESULTS_FILE, readResults, storeWarning } from '../experiment/store';
 import { checkWritableFile } from '../io/output-dir';
 import { DATASET_NAMES, isRegistered } from '../data/registry';
@@ -22,6 +23,7 @@ interface RunOptions {
   datasets?: string;
   workers?: string;
   shard?: string;
+  shardCount?: string;
   results: string;
   claimLease?: string;
   runner?: string;
@@ -61,6 +63,24 @@ async function modelDepth(model: string, numLayers: string | undefined): Promise
   return parseConfig(json, file).numLayers;
 }
 
+/** The shard the flags select (--shard i/n, or auto from the job array's variables in `env`). */
+export function selectShard(options: Pick<RunOptions, 'shard' | 'shardCount'>, env: NodeJS.ProcessEnv = process.env): Shard | undefined {
+  if (options.shard === undefined) {
+    if (options.shardCount !== undefined) throw new UserError('--shard-count goes with --shard auto');
+    return undefined;
+  }
+  return resolveShard(options.shard, { env, shardCount: options.shardCount });
+}
+
+/**
+ * The store a run writes: --results as given, except that with --shard auto and --results left at
+ * its default each array task gets its own (shardResultsFile), never one file for all tasks.
+ */
+export function resultsFileFor(options: Pick<RunOptions, 'results' | 'shard'>, shard: Shard | undefined, resultsGiven: boolean): string {
+  const auto = options.shard?.trim().toLowerCase() === 'auto';
+  return shard && auto && !resultsGiven ? shardResultsFile(options.results, shard) : options.results;
+}
+
 function claimLeaseMs(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const seconds = Number(text);
@@ -69,7 +89,7 @@ function claimLeaseMs(text: string | undefined): number | undefined {
 }
 
 /** The specs the flags select, before the store is consulted. */
-export async function selectSpecs(options: RunOptions): Promise<ExperimentSpec[]> {
+export async function selectSpecs(options: RunOptions, shard: Shard | undefined = selectShard(options)): Promise<ExperimentSpec[]> {
   if ((options.grid === undefined) === (options.preset === undefined)) {
     throw new UserError('give exactly one of --grid FILE or --preset NAME');
   }
@@ -84,10 +104,7 @@ export async function selectSpecs(options: RunOptions): Promise<ExperimentSpec[]
     const numLayers = await modelDepth(options.model, options.numLayers);
     specs = presetSpecs(name, { model: options.model, numLayers, datasets });
   }
-  if (options.shard !== undefined) {
-    const { index, count } = parseShard(options.shard);
-    specs = shardOf(specs, index, count);
-  }
+  if (shard) specs = shardOf(specs, shard.index, shard.count);
   return specs;
 }
 
@@ -111,7 +128,13 @@ export function register(program: Command): void {
       'worker processes, each with its own TF.js engine (default: number of cores); each worker gets ' +
         'HEALING_THREADS = max(1, floor(cores / n)) threads for its native kernels, unless HEALING_THREADS is already set',
     )
-    .option('--shard <i/n>', 'run only shard i of n (1-based), a deterministic slice by spec hash; shard stores merge by concatenation')
+    .option(
+      '--shard <i/n|auto>',
+      'run only shard i of n (1-based), a deterministic slice by spec hash; "auto" reads a job array\'s task: Slurm\'s ' +
+        'SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT, or Kubernetes\' JOB_COMPLETION_INDEX of ' +
+        '--shard-count / HEALING_SHARD_COUNT; with auto and no --results, the store is <default>.shard-<i>-of-<n>.jsonl',
+    )
+    .option('--shard-count <n>', 'with --shard auto in a Kubernetes Indexed Job: the number of shards (its completions); default HEALING_SHARD_COUNT')
     .option('--results <file>', 'result store (JSONL, append-only; several `healing run` processes may share one)', DEFAULT_RESULTS_FILE)
     .option(
       '--claim-lease <seconds>',
@@ -119,9 +142,12 @@ export function register(program: Command): void {
     )
     .option('--runner <module>', 'module exporting runExperiment(spec, options) (default: src/experiment/run.ts)')
     .option('--dry-run', 'list the selected runs as done/pending (with what changed since a recorded run) and exit')
-    .action(async (options: RunOptions) => {
+    .action(async (options: RunOptions, command: Command) => {
+      const shard = selectShard(options);
+      options.results = resultsFileFor(options, shard, command.getOptionValueSource('results') !== 'default');
+      if (shard) process.stderr.write(`run: shard ${shard.index} of ${shard.count} (${shard.source}), results in ${options.results}\n`);
       const leaseMs = claimLeaseMs(options.claimLease);
-      const specs = await selectSpecs(options);
+      const specs = await selectSpecs(options, shard);
       // Names the registry does not know fail here, --dry-run included, not in a worker after the grid has
       // started (the row schema stays open: a store may hold rows of datasets this version does not ship).
       const unknown = [...new Set(specs.flatMap((s) => (s.dataset.name !== undefined && !isRegistered(s.dataset.name) ? [s.dataset.name] : [])))];
@@ -154,7 +180,7 @@ export function register(program: Command): void {
           ...plan.unresolved.map((u) => ({ spec: u.spec, text: `${u.hash}  ${'error'.padEnd(7)}  ${u.label}  (${u.error})` })),
         ].sort((a, b) => (order.get(a.spec) ?? 0) - (order.get(b.spec) ?? 0));
         for (const line of lines) process.stdout.write(`${line.text}\n`);
-        const counts = { total: specs.length, done: plan.done.length, pending: plan.pending.length };
+        const counts = { total: specs.length, done: plan.done.length, pending: plan.pending.length, ...(shard ? { shard: { index: shard.index, count: shard.count } } : {}) };
         process.stdout.write(`${JSON.stringify(plan.unresolved.length ? { ...counts, unresolved: plan.unresolved.length } : counts)}\n`);
         return;
       }
@@ -163,7 +189,8 @@ export function register(program: Command): void {
       await checkWritableFile(options.results, '--results');
       const summary = await runGrid(specs, { workers, resultsFile: options.results, runnerModule: options.runner, claimLeaseMs: leaseMs });
       const { failures, ...counts } = summary;
-      process.stdout.write(`${JSON.stringify({ ...counts, results: options.results, failures })}\n`);
+      const where = shard ? { shard: { index: shard.index, count: shard.count } } : {};
+      process.stdout.write(`${JSON.stringify({ ...counts, ...where, results: options.results, failures })}\n`);
       if (summary.interrupted) throw new UserError('interrupted; finished runs are saved, rerun the same command to continue');
       if (summary.failed > 0) {
         throw new UserError(`${summary.failed} run(s) failed (not stored); rerun the same command to retry them`);
