@@ -139,7 +139,7 @@ test('F3: K = all layers is left out (bottom:L and top:L corrupt the same layers
   const rows = syntheticResults({ datasets: ['sst2'], ks: [1, 12], seeds: [0, 1, 2] });
   const f = bottomVsTop(rows);
   assert.equal(f.pooled.n, 3);
-  assert.ok(f.notes.some((n) => /K = all layers/.test(n)), f.notes.join('; '));
+  assert.ok(f.notes.some((n) => /K = all layers/.test(n.text)), f.notes.join('; '));
 });
 
 test('every finding says "not enough data" with one seed or no rows, instead of failing', () => {
@@ -159,7 +159,7 @@ test('stale rows (other weights under the same model name) and other settings ar
   assert.equal(stale[0].stale.length, 5);
   const selection = selectRows(rows);
   assert.equal(selection.rows.length, rows.length - 5);
-  assert.ok(selection.notes.some((n) => /5 stale row/.test(n)));
+  assert.ok(selection.notes.some((n) => /5 stale row/.test(n.text)));
 
   // A quick-sized run of the same dataset is another experiment, not another seed.
   const quick = syntheticResults({ datasets: ['sst2'], ks: [1], seeds: [0] }).map((r) => ({
@@ -169,7 +169,7 @@ test('stale rows (other weights under the same model name) and other settings ar
   }));
   const mixed = selectRows([...planted, ...quick]);
   assert.equal(mixed.rows.length, planted.length);
-  assert.ok(mixed.notes.some((n) => /sst2: 3 row\(s\) with other subset sizes/.test(n)), mixed.notes.join('; '));
+  assert.ok(mixed.notes.some((n) => /sst2: 3 row\(s\) with other subset sizes/.test(n.text)), mixed.notes.join('; '));
 });
 
 test('rows of another engine\'s numerics (a spec rerun on the native engine) are left out, with a note', () => {
@@ -178,7 +178,7 @@ test('rows of another engine\'s numerics (a spec rerun on the native engine) are
   const selection = selectRows([...planted, ...rerun]);
   assert.equal(selection.rows.length, planted.length);
   assert.ok(selection.rows.every((r) => (r as { numerics?: string }).numerics === undefined), 'the majority (old rows: tfjs-1) is kept');
-  assert.ok(selection.notes.some((n) => /4 row\(s\) of numerics native-1 left out/.test(n)), selection.notes.join('; '));
+  assert.ok(selection.notes.some((n) => /4 row\(s\) of numerics native-1 left out/.test(n.text)), selection.notes.join('; '));
   // Once the native rows are the majority, they are the ones analysed.
   const native = planted.map((r) => ({ ...r, numerics: 'native-1' }) as ResultRow);
   const flipped = selectRows([...native, ...planted.slice(0, 4)]);
@@ -208,14 +208,14 @@ test('F1-F3 leave out a dataset whose clean model stays at the majority class, a
   assert.equal(baselines.details.find((d) => d.dataset === 'mrpc')!.learned, 'no');
   assert.equal(baselines.details.find((d) => d.dataset === 'sst2')!.learned, 'yes');
   for (const finding of [limitsOfHealing(rows), moreCorruptionHurtsMore(rows), bottomVsTop(rows)]) {
-    assert.ok(finding.notes.some((n) => n.startsWith('mrpc left out')), `${finding.id} notes the left-out dataset`);
+    assert.ok(finding.notes.some((n) => n.text.startsWith('mrpc left out')), `${finding.id} notes the left-out dataset`);
     assert.ok(!JSON.stringify(finding.table).includes('mrpc'), `${finding.id} has no mrpc row`);
     assert.ok(JSON.stringify(finding.table).includes('sst2'), `${finding.id} keeps sst2`);
   }
   // On request they stay in.
   const all = bottomVsTop(rows, { includeUnlearned: true });
   assert.ok(JSON.stringify(all.table).includes('mrpc'));
-  assert.ok(!all.notes.some((n) => n.startsWith('mrpc left out')));
+  assert.ok(!all.notes.some((n) => n.text.startsWith('mrpc left out')));
 });
 
 test('when every dataset is left out as unlearned, the summary says why there is no data', () => {

@@ -7,7 +7,7 @@ import { datasetLabel, type ResultRow } from '../experiment/spec';
 import { SHIPPED_MODELS, shippedModelDir, type ShippedModel } from '../io/models';
 import { escapeHtml, figureHtml, tableHtml } from './display';
 import { accuracyVsK, bottomVsTopFigure, recoveryBars, type Figure } from './figures';
-import { allFindings, cleanBaselines, selectRows, staleRows, type BaselineDetail, type EpochGapResult, type Finding, type Verdict } from './findings';
+import { allFindings, cleanBaselines, selectRows, staleRows, type BaselineDetail, type EpochGapResult, type Finding, type Note, type Verdict } from './findings';
 import { resultsFrame } from './frames';
 import { provenanceStamp, stampText, type ProvenanceStamp } from './study';
 
@@ -202,7 +202,7 @@ export function baselineFigure(finding: Finding<BaselineDetail>): Figure {
 }
 
 /** Findings and their figures from result rows (pure apart from reading model cards). */
-export function reportSections(rows: readonly ResultRow[], options: { model?: string } = {}): { sections: ReportSection[]; model: string | undefined; notes: string[] } {
+export function reportSections(rows: readonly ResultRow[], options: { model?: string } = {}): { sections: ReportSection[]; model: string | undefined; notes: Note[] } {
   const selection = selectRows(rows, options);
   const frame = resultsFrame(selection.rows);
   const [f1, f2, f3] = allFindings(rows, options);
@@ -248,7 +248,8 @@ export async function buildReport(options: { resultsFile: string; model?: string
     },
     sections,
     stamp: await provenanceStamp({ resultsFile: options.resultsFile, rows: outcome.rows }),
-    notes: [...notes, ...selectionNotes.filter((n) => !/stale/.test(n))],
+    // Stale rows have their own note above, with the fingerprints and what to do.
+    notes: [...notes, ...selectionNotes.filter((n) => n.kind !== 'stale').map((n) => n.text)],
   };
 }
 
@@ -310,7 +311,7 @@ export function renderHtml(content: ReportContent): string {
 <p><b>Verdict: ${escapeHtml(finding.verdict)}.</b> ${escapeHtml(finding.summary)}</p>
 ${figures.map(figure).join('\n')}
 ${table(finding.table)}
-${finding.notes.length ? `<ul class="notes">${finding.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : ''}
+${finding.notes.length ? `<ul class="notes">${finding.notes.map((n) => `<li>${escapeHtml(n.text)}</li>`).join('')}</ul>` : ''}
 </section>`,
     )
     .join('\n');
@@ -401,7 +402,7 @@ export function renderMarkdown(content: ReportContent, figurePaths?: Record<stri
       if (path) out.push(`![${titleOf(f.figure)}](${path})\n`);
     }
     out.push(markdownTable(finding.table));
-    if (finding.notes.length) out.push(finding.notes.map((n) => `- ${n}`).join('\n') + '\n');
+    if (finding.notes.length) out.push(finding.notes.map((n) => `- ${n.text}`).join('\n') + '\n');
   }
   out.push('## Provenance\n');
   out.push(markdownTable(stampTable(content.stamp)));

@@ -1,7 +1,7 @@
 import { datasetLabel, type ResultRow } from '../../experiment/spec';
 import { records, resultsFrame, type FlatRow } from '../frames';
 import { mean, pct, summarise } from '../stats';
-import { countPhrase, decisionRules, interval, vote, type Finding, type FindingOptions } from './finding';
+import { countPhrase, decisionRules, interval, Note, vote, type Finding, type FindingOptions } from './finding';
 import { selectRows, type Selection } from './selection';
 
 // Clean baselines: what every finding compares against.
@@ -63,7 +63,7 @@ export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptio
     details,
     notes: [
       ...selection.notes,
-      ...(no > 0 ? ['F1-F3 leave out the datasets marked "learned: no" (see their notes)'] : []),
+      ...(no > 0 ? [new Note('unlearned', 'F1-F3 leave out the datasets marked "learned: no" (see their notes)')] : []),
     ],
   };
 }
@@ -102,8 +102,12 @@ function learnedSelection(selection: Selection, minEffect: number, options: Find
     notes: [
       ...selection.notes,
       ...unlearned.map(
-        (d) => `${d.dataset} left out: the clean model does not beat the majority class there (${pct(d.accuracy)} %, 95 % CI ` +
-          `${pct(d.lo)}-${pct(d.hi)}, vs ${pct(d.majority)} %), so there is nothing for corruption to take away or fine-tuning to restore`,
+        (d) => new Note(
+          'unlearned',
+          `${d.dataset} left out: the clean model does not beat the majority class there (${pct(d.accuracy)} %, 95 % CI ` +
+            `${pct(d.lo)}-${pct(d.hi)}, vs ${pct(d.majority)} %), so there is nothing for corruption to take away or fine-tuning to restore`,
+          d.dataset,
+        ),
       ),
     ],
   };
@@ -114,7 +118,7 @@ export interface FindingInputs {
   minEffect: number;
   alpha: number;
   selection: Selection;
-  notes: string[];
+  notes: Note[];
   flat: FlatRow[];
 }
 

@@ -4,7 +4,7 @@ import type { ResultRow } from '../../experiment/spec';
 import { aggregateOverSeeds, frameOf, records, RESULT_COLUMNS, type FlatRow, type SeedAggregate } from '../frames';
 import { mean, pairedTest, pct, summarise } from '../stats';
 import { findingInputs } from './baselines';
-import { countPhrase, decisionRules, explainUnlearned, fmt, interval, pValue, vote, type Finding, type FindingOptions } from './finding';
+import { countPhrase, decisionRules, explainUnlearned, fmt, interval, Note, pValue, vote, type Finding, type FindingOptions } from './finding';
 
 // F1: the limits of healing
 
@@ -90,14 +90,10 @@ export function epochGaps(rows: readonly RowWithRecovery[], options: FindingOpti
  * model's accuracy. Recovery = corrupted / clean accuracy of the same dataset, recipe and seed.
  */
 export function limitsOfHealing(rows: readonly ResultRow[], options: FindingOptions = {}): F1Finding {
-  return explainUnlearned(limitsOfHealingUnexplained(rows, options));
-}
-
-function limitsOfHealingUnexplained(rows: readonly ResultRow[], options: FindingOptions): F1Finding {
   const { minEffect, selection, notes, flat } = findingInputs(rows, options);
   const corrupted = flat.filter((r) => r.side !== 'clean' && r.side !== 'scratch');
   const unpaired = corrupted.filter((r) => !Number.isFinite(r.recovery)).length;
-  if (unpaired) notes.push(`${unpaired} corrupted run(s) without a clean run of the same dataset, recipe and seed (or with a diverged one): no recovery`);
+  if (unpaired) notes.push(new Note('no partner', `${unpaired} corrupted run(s) without a clean run of the same dataset, recipe and seed (or with a diverged one): no recovery`));
   const groups: RecoveryGroup[] = [];
   const aggRows = corrupted.length
     ? records<SeedAggregate & { dataset: string; corruption: string }>(aggregateOverSeeds(frameOfFlat(corrupted), ['dataset', 'corruption'], 'recovery'))
@@ -137,7 +133,7 @@ function limitsOfHealingUnexplained(rows: readonly ResultRow[], options: Finding
       (worst ? `; lowest ${fmt(worst.meanRecovery)} (${worst.dataset}, ${worst.corruption}).` : '.');
   }
   summary += ' ' + longerTrainingSentence(longer);
-  return {
+  return explainUnlearned({
     id: 'F1',
     title: 'F1 · The limits of healing',
     claim: 'Fine-tuning does not fully heal a corrupted BERT: its accuracy stays below the clean model\'s (recovery < 1), and longer fine-tuning does not close the gap.',
@@ -154,7 +150,7 @@ function limitsOfHealingUnexplained(rows: readonly ResultRow[], options: Finding
     details: datasets.map((dataset) => ({ dataset, groups: groups.filter((g) => g.dataset === dataset) })),
     notes,
     longerTraining: longer,
-  };
+  });
 }
 
 function longerTrainingSentence(r: EpochGapResult): string {

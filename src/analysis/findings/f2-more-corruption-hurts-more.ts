@@ -2,7 +2,7 @@ import type { ResultRow } from '../../experiment/spec';
 import type { FlatRow } from '../frames';
 import { mean, olsSlope, pct, spearman, summarise } from '../stats';
 import { findingInputs } from './baselines';
-import { countPhrase, explainUnlearned, interval, vote, type Finding, type FindingOptions } from './finding';
+import { countPhrase, explainUnlearned, interval, Note, vote, type Finding, type FindingOptions } from './finding';
 import { standardCorruption } from './selection';
 
 // F2: more corruption hurts more
@@ -32,16 +32,12 @@ export interface F2Detail {
  * layers are corrupted (k = 0 is the clean run). Each seed gives a slope; the interval is over seeds.
  */
 export function moreCorruptionHurtsMore(rows: readonly ResultRow[], options: FindingOptions = {}): Finding<F2Detail> {
-  return explainUnlearned(moreCorruptionHurtsMoreUnexplained(rows, options));
-}
-
-function moreCorruptionHurtsMoreUnexplained(rows: readonly ResultRow[], options: FindingOptions): Finding<F2Detail> {
   const { minEffect, notes, flat: runs } = findingInputs(rows, options);
   const flat = runs.filter((r) => Number.isFinite(r.accuracy));
   const standard = standardCorruption(flat);
   const onLine = (r: FlatRow) => r.side === 'clean' || ((r.side === 'bottom' || r.side === 'top') && standard && r.components === standard.components && r.mode === standard.mode);
   const left = flat.filter((r) => !onLine(r)).length;
-  if (left) notes.push(`${left} run(s) with other corruptions (explicit layer lists, fractions, other components or modes) left out`);
+  if (left) notes.push(new Note('other corruption', `${left} run(s) with other corruptions (explicit layer lists, fractions, other components or modes) left out`));
   const datasets = [...new Set(flat.map((r) => r.dataset))].sort();
   const lines: TrendLine[] = [];
   for (const dataset of datasets) {
@@ -81,7 +77,7 @@ function moreCorruptionHurtsMoreUnexplained(rows: readonly ResultRow[], options:
         `Datasets where both sides fall: ${datasetsFalling.length ? datasetsFalling.join(', ') : 'none'} (of ${testedDatasets.size}). ` +
         `Mean slope: bottom ${pct(mean(tested.filter((l) => l.side === 'bottom').map((l) => l.slope)))} points per layer, ` +
         `top ${pct(mean(tested.filter((l) => l.side === 'top').map((l) => l.slope)))}.`;
-  return {
+  return explainUnlearned({
     id: 'F2',
     title: 'F2 · More corruption hurts more',
     claim: 'The more encoder layers are corrupted, the lower the accuracy after fine-tuning.',
@@ -99,5 +95,5 @@ function moreCorruptionHurtsMoreUnexplained(rows: readonly ResultRow[], options:
     })),
     details: datasets.filter((d) => lines.some((l) => l.dataset === d)).map((dataset) => ({ dataset, lines: lines.filter((l) => l.dataset === dataset) })),
     notes,
-  };
+  });
 }

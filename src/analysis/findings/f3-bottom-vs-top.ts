@@ -2,7 +2,7 @@ import type { ResultRow } from '../../experiment/spec';
 import type { FlatRow } from '../frames';
 import { pairedTest, pct } from '../stats';
 import { findingInputs } from './baselines';
-import { countPhrase, explainUnlearned, fmt, interval, pValue, type Finding, type FindingOptions, type Verdict } from './finding';
+import { countPhrase, explainUnlearned, fmt, interval, Note, pValue, type Finding, type FindingOptions, type Verdict } from './finding';
 import { standardCorruption } from './selection';
 
 // F3: bottom vs top
@@ -57,10 +57,6 @@ function judgePairs(top: number[], bottom: number[], alpha: number, minEffect: n
  * dataset, K and seed; K = L (every layer) is left out because bottom:L and top:L are the same run.
  */
 export function bottomVsTop(rows: readonly ResultRow[], options: FindingOptions = {}): F3Finding {
-  return explainUnlearned(bottomVsTopUnexplained(rows, options));
-}
-
-function bottomVsTopUnexplained(rows: readonly ResultRow[], options: FindingOptions): F3Finding {
   const { alpha, minEffect, notes, flat } = findingInputs(rows, options);
   const standard = standardCorruption(flat);
   const sided = flat.filter((r) => (r.side === 'bottom' || r.side === 'top') && standard && r.components === standard.components && r.mode === standard.mode);
@@ -73,10 +69,10 @@ function bottomVsTopUnexplained(rows: readonly ResultRow[], options: FindingOpti
   };
   const comparable = sided.filter((r) => !sameLayers(r));
   const allLayers = sided.length - comparable.length;
-  if (allLayers) notes.push(`${allLayers} run(s) with K = all layers left out (bottom:L and top:L corrupt the same layers)`);
+  if (allLayers) notes.push(new Note('all layers', `${allLayers} run(s) with K = all layers left out (bottom:L and top:L corrupt the same layers)`));
   const comparison = pairSides(comparable);
   const unmatched = comparable.length - 2 * comparison.length;
-  if (unmatched > 0) notes.push(`${unmatched} bottom/top run(s) without a partner of the other side at the same K and seed (or diverged)`);
+  if (unmatched > 0) notes.push(new Note('no partner', `${unmatched} bottom/top run(s) without a partner of the other side at the same K and seed (or diverged)`));
   const datasets = [...new Set(comparison.map((p) => String(p.key.dataset)))].sort();
   const details: F3Detail[] = datasets.map((dataset) => {
     const pairs = comparison.filter((p) => p.key.dataset === dataset);
@@ -110,7 +106,7 @@ function bottomVsTopUnexplained(rows: readonly ResultRow[], options: FindingOpti
     "Cohen's dz": r.cohensDz,
     conclusion: r.conclusion,
   });
-  return {
+  return explainUnlearned({
     id: 'F3',
     title: 'F3 · Bottom vs top',
     claim: 'Corrupting the bottom layers (next to the embeddings) hurts more than corrupting the same number of top layers.',
@@ -121,5 +117,5 @@ function bottomVsTopUnexplained(rows: readonly ResultRow[], options: FindingOpti
     notes,
     pooled,
     pairs: comparison.map((p) => ({ ...p.key, top: p.a, bottom: p.b })),
-  };
+  });
 }

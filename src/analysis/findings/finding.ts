@@ -13,6 +13,33 @@
 
 export type Verdict = 'supported' | 'not supported' | 'inconclusive' | 'not enough data';
 
+/** What a note says was left out, so that readers pick notes by kind and dataset, never by their wording. */
+export type NoteKind =
+  | 'no rows'
+  | 'other model'
+  | 'stale'
+  | 'other numerics'
+  | 'from scratch'
+  | 'other setting'
+  | 'unlearned'
+  | 'no partner'
+  | 'other corruption'
+  | 'all layers';
+
+/** One note of a selection or finding: its kind, the dataset it is about (if one) and the sentence shown. */
+export class Note {
+  constructor(
+    readonly kind: NoteKind,
+    readonly text: string,
+    readonly dataset?: string,
+  ) {}
+
+  // Notebooks print notes in template strings (`note: ${note}`), where a note should read as its sentence.
+  toString(): string {
+    return this.text;
+  }
+}
+
 export interface Finding<Detail> {
   id: 'baselines' | 'F1' | 'F2' | 'F3';
   title: string;
@@ -24,7 +51,7 @@ export interface Finding<Detail> {
   table: Array<Record<string, string | number>>;
   details: Detail[];
   /** What was left out of the analysis and why (stale rows, other models, other settings). */
-  notes: string[];
+  notes: Note[];
 }
 
 export interface FindingOptions {
@@ -54,12 +81,10 @@ export function vote(tested: number, forClaim: number, againstClaim: number): Ve
   return 'inconclusive';
 }
 
-const UNLEARNED_NOTE = / left out: the clean model does not beat the majority class/;
-
 /** "Not enough data" because every dataset was left out as unlearned says so, not just "no runs". */
 export function explainUnlearned<F extends Finding<unknown>>(finding: F): F {
   if (finding.verdict !== 'not enough data') return finding;
-  const names = finding.notes.filter((n) => UNLEARNED_NOTE.test(n)).map((n) => n.split(' ')[0]);
+  const names = finding.notes.flatMap((n) => (n.kind === 'unlearned' && n.dataset !== undefined ? [n.dataset] : []));
   if (names.length === 0) return finding;
   return {
     ...finding,

@@ -5,7 +5,7 @@ import { moreCorruptionHurtsMore, type F2Detail } from './f2-more-corruption-hur
 import { bottomVsTop, type F3Finding } from './f3-bottom-vs-top';
 
 // One import path for every finding: a notebook or the report should not need to know the files.
-export { verdictLine, type Finding, type FindingOptions, type Verdict } from './finding';
+export { Note, verdictLine, type Finding, type FindingOptions, type NoteKind, type Verdict } from './finding';
 export { selectRows, staleRows, type Selection, type StaleRows } from './selection';
 export { cleanBaselines, majorityShare, type BaselineDetail } from './baselines';
 export { epochGaps, limitsOfHealing, type EpochGapResult, type F1Detail, type F1Finding, type RecoveryGroup } from './f1-limits-of-healing';

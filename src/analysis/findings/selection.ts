@@ -3,6 +3,7 @@ import { canonicalJson } from '../../experiment/hash';
 import { withRecovery, type RowWithRecovery } from '../../experiment/recovery';
 import { datasetLabel, type ResultRow } from '../../experiment/spec';
 import type { FlatRow } from '../frames';
+import { Note } from './finding';
 
 /** Rows whose model fingerprint differs from the majority for the same model name. */
 export interface StaleRows {
@@ -58,7 +59,7 @@ function settingKey(row: ResultRow): string {
 export interface Selection {
   model: string | undefined;
   rows: RowWithRecovery[];
-  notes: string[];
+  notes: Note[];
 }
 
 /**
@@ -67,20 +68,20 @@ export interface Selection {
  * average two different experiments, so the setting with the most runs wins and the rest are named.
  */
 export function selectRows(rows: readonly ResultRow[], options: { model?: string } = {}): Selection {
-  const notes: string[] = [];
+  const notes: Note[] = [];
   const models = [...new Set(rows.map((r) => r.spec.model))];
   const model = options.model ?? majority(rows.map((r) => r.spec.model));
-  if (model === undefined) return { model, rows: [], notes: ['no result rows'] };
+  if (model === undefined) return { model, rows: [], notes: [new Note('no rows', 'no result rows')] };
   if (models.length > 1) {
     const others = models.filter((m) => m !== model);
-    notes.push(`analysing model "${model}"; ${rows.filter((r) => r.spec.model !== model).length} row(s) of ${others.map((m) => `"${m}"`).join(', ')} left out`);
+    notes.push(new Note('other model', `analysing model "${model}"; ${rows.filter((r) => r.spec.model !== model).length} row(s) of ${others.map((m) => `"${m}"`).join(', ')} left out`));
   }
   let chosen = rows.filter((r) => r.spec.model === model);
   const stale = staleRows(chosen);
   if (stale.length) {
     const staleHashes = new Set(stale.flatMap((s) => s.stale.map((x) => x.hash)));
     notes.push(
-      `${staleHashes.size} stale row(s) of "${model}" left out: made with other weights than the majority (fingerprint ${stale[0].fingerprint})`,
+      new Note('stale', `${staleHashes.size} stale row(s) of "${model}" left out: made with other weights than the majority (fingerprint ${stale[0].fingerprint})`),
     );
     chosen = chosen.filter((r) => !staleHashes.has(r.hash));
   }
@@ -90,12 +91,12 @@ export function selectRows(rows: readonly ResultRow[], options: { model?: string
   const otherNumerics = chosen.filter((r) => numericsOf(r) !== numerics);
   if (otherNumerics.length) {
     const names = [...new Set(otherNumerics.map(numericsOf))].join(', ');
-    notes.push(`analysing numerics ${numerics}; ${otherNumerics.length} row(s) of numerics ${names} left out (another engine's arithmetic)`);
+    notes.push(new Note('other numerics', `analysing numerics ${numerics}; ${otherNumerics.length} row(s) of numerics ${names} left out (another engine's arithmetic)`));
     chosen = chosen.filter((r) => numericsOf(r) === numerics);
   }
   const before = chosen.length;
   chosen = chosen.filter((r) => !r.spec.fromScratch);
-  if (chosen.length < before) notes.push(`${before - chosen.length} from-scratch row(s) left out (not a corruption)`);
+  if (chosen.length < before) notes.push(new Note('from scratch', `${before - chosen.length} from-scratch row(s) left out (not a corruption)`));
   const byDataset = new Map<string, ResultRow[]>();
   for (const r of chosen) {
     const name = datasetLabel(r.spec.dataset);
@@ -105,7 +106,7 @@ export function selectRows(rows: readonly ResultRow[], options: { model?: string
   for (const [name, list] of byDataset) {
     const setting = majority(list.map(settingKey))!;
     const same = list.filter((r) => settingKey(r) === setting);
-    if (same.length < list.length) notes.push(`${name}: ${list.length - same.length} row(s) with other subset sizes or recipe left out`);
+    if (same.length < list.length) notes.push(new Note('other setting', `${name}: ${list.length - same.length} row(s) with other subset sizes or recipe left out`, name));
     kept.push(...same);
   }
   // Recovery pairs each row with the clean run of its setting and seed, inside the selection.
