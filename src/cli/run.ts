@@ -8,7 +8,8 @@ import { parseConfig } from '../model/config';
 import { Claims, claimsDir, DEFAULT_LEASE_MS } from '../experiment/claims';
 import { expandGrid, planGrid, runGrid, shardOf } from '../experiment/grid';
 import { createIdentityResolver } from '../experiment/identity';
-import { isPresetName, PRESET_NAMES, presetSpecs } from '../experiment/presets';
+import { isPresetName, PRESET_FALLBACKS, PRESET_NAMES, presetSpecs } from '../experiment/presets';
+import { prepareDatasets } from '../data/availability';
 import { datasetLabel, type ExperimentSpec } from '../experiment/spec';
 import { resolveShard, shardResultsFile, type Shard } from '../experiment/shard';
 import { DEFAULT_RESULTS_FILE, readResults, storeWarning } from '../experiment/store';
@@ -102,7 +103,10 @@ export async function selectSpecs(options: RunOptions, shard: Shard | undefined 
     const name = options.preset!;
     if (!isPresetName(name)) throw new UserError(`--preset ${name}: unknown preset (expected one of: ${PRESET_NAMES.join(', ')})`);
     const numLayers = await modelDepth(options.model, options.numLayers);
-    specs = presetSpecs(name, { model: options.model, numLayers, datasets });
+    // Found or fetched once here, not in every worker; the quick preset falls back to its embedded sample.
+    specs = await prepareDatasets(presetSpecs(name, { model: options.model, numLayers, datasets }), {
+      fallbacks: datasets ? undefined : PRESET_FALLBACKS[name],
+    });
   }
   if (shard) specs = shardOf(specs, shard.index, shard.count);
   return specs;

@@ -6,6 +6,7 @@ import { HubUnreachableError, hubEndpoint } from '../io/hub';
 import { dataDir, dataDirOrigin, readInfo, type DatasetInfo } from './local';
 import { downloadDataset, type SplitSummary } from './parquet';
 import { datasetEntry, type DatasetEntry, type HubSource } from './registry';
+import { HELDOUT_SPLIT } from './sampling';
 
 /**
  * Whether a registry dataset is on this machine, fetching it from the hub on first use (the same code as
@@ -246,7 +247,7 @@ export async function prepareDatasets<T extends { dataset: DatasetRef }>(
     if (dataset.name === undefined) continue;
     const entry = datasetEntry(dataset.name);
     const splits = splitsByName.get(entry.name) ?? new Set([entry.trainSplit]);
-    splits.add(dataset.evalSplit ?? entry.evalSplit);
+    splits.add(dataset.evalSplit === HELDOUT_SPLIT ? entry.trainSplit : dataset.evalSplit ?? entry.evalSplit);
     splitsByName.set(entry.name, splits);
   }
   const used = new Map<string, string>();
@@ -287,7 +288,7 @@ async function checkSizes(items: ReadonlyArray<{ dataset: DatasetRef }>, dataDir
       // A training subset larger than the data would be recorded (and hashed) as an experiment that never ran.
       throw new UserError(`train size ${count(dataset.trainSize)}: ${entry.name} has only ${count(trainRows)} ${entry.trainSplit} examples`);
     }
-    const evalSplit = dataset.evalSplit ?? entry.evalSplit;
+    const evalSplit = dataset.evalSplit === HELDOUT_SPLIT ? entry.trainSplit : dataset.evalSplit ?? entry.evalSplit;
     const evalRows = info.splits[evalSplit]?.rows;
     const key = `${entry.name}\n${evalSplit}\n${dataset.evalSize}`;
     if (dataset.evalSize !== undefined && evalRows !== undefined && dataset.evalSize > evalRows && !warned.has(key)) {

@@ -27,6 +27,13 @@ export function stratifiedQuotas(counts: readonly number[], size: number): numbe
 }
 
 /**
+ * The evaluation split that is not one: `evalSize` examples held out of the training split (a stratified
+ * sample fixed by the dataset alone), with every training sample drawn from the rest
+ * (src/experiment/examples.ts). For choosing a recipe without looking at the evaluation split the study reports.
+ */
+export const HELDOUT_SPLIT = 'train-heldout';
+
+/**
  * Indices of a seeded stratified sample, in their original order. Each class draws its quota from its
  * own seeded shuffle, so the same seed picks the same examples however the classes interleave.
  */

@@ -1,7 +1,8 @@
 import { UserError } from '../errors';
+import { HELDOUT_SPLIT } from '../data/sampling';
 import { ExperimentSpecSchema, type ExperimentSpec, type ExperimentSpecInput } from './spec';
 
-export const PRESET_NAMES = ['paper', 'quick'] as const;
+export const PRESET_NAMES = ['paper', 'quick', 'recipe-search', 'few-sample-reinit', 'components'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** The paper's six classification datasets, by registry name. */
@@ -25,7 +26,47 @@ export const PAPER_SEEDS = [0, 1, 2];
 export const PRESET_FALLBACKS: Readonly<Record<PresetName, Readonly<Record<string, string>>>> = {
   quick: { sst2: 'sst2-sample' },
   paper: {},
+  'recipe-search': {},
+  'few-sample-reinit': {},
+  components: {},
 };
+
+/**
+ * The fine-tuning recipe search (issue 11): on the clean model, peak learning rate x epochs, scored on
+ * examples held out of the training split (HELDOUT_SPLIT), never the evaluation split the study reports.
+ * Datasets where the old recipe looked under-trained; small BERTs tolerate rates up to 3e-4 and beyond
+ * (Turc et al. 2019 searched 3e-5 ... 3e-4).
+ */
+export const RECIPE_SEARCH = {
+  datasets: ['sst2', 'ag_news', 'emotion'],
+  learningRates: [1e-4, 2e-4, 4e-4],
+  epochs: [3, 6],
+  heldOut: 500,
+  seeds: [0, 1],
+} as const;
+
+/**
+ * Zhang et al. 2021 ("Revisiting Few-sample BERT Fine-tuning"): re-initialising the top layers and the
+ * pooler can help with few examples. Top-K for K = 1..3, with their initialisation (reinit-hf) next to
+ * the paper's (reinit), at three training sizes on SST-2.
+ */
+export const FEW_SAMPLE_REINIT = {
+  dataset: 'sst2',
+  trainSizes: [100, 500, 2000],
+  topLayers: [1, 2, 3],
+  modes: ['reinit-hf', 'reinit'],
+} as const;
+
+/**
+ * Which component matters (after Kovaleva et al. 2021 on LayerNorm outliers): only LayerNorm, only
+ * attention or only the feed-forward block of bottom:2 vs top:2. The whole-layer and clean runs are the
+ * paper preset's (same specs, same identities), so they are not repeated here.
+ */
+export const COMPONENT_STUDY = {
+  datasets: ['sst2', 'ag_news'],
+  layers: ['bottom:2', 'top:2'],
+  components: ['layernorm', 'attention', 'ffn'],
+} as const;
 
 export interface PresetOptions {
   model?: string;
@@ -83,6 +124,56 @@ export function presetSpecs(name: PresetName | string, options: PresetOptions): 
               recipe: { epochs: 1 },
               seed,
             }),
+          ),
+        ),
+      );
+    }
+    case 'recipe-search': {
+      const datasets = options.datasets ?? [...RECIPE_SEARCH.datasets];
+      return datasets.flatMap((dataset) =>
+        RECIPE_SEARCH.learningRates.flatMap((learningRate) =>
+          RECIPE_SEARCH.epochs.flatMap((epochs) =>
+            RECIPE_SEARCH.seeds.map((seed) =>
+              build({
+                model,
+                dataset: { name: dataset, trainSize: PAPER_TRAIN_SIZE, evalSplit: HELDOUT_SPLIT, evalSize: RECIPE_SEARCH.heldOut },
+                recipe: { learningRate, epochs },
+                seed,
+              }),
+            ),
+          ),
+        ),
+      );
+    }
+    case 'few-sample-reinit': {
+      const datasets = options.datasets ?? [FEW_SAMPLE_REINIT.dataset];
+      const corruptions: Array<ExperimentSpecInput['corruption']> = [null];
+      for (const mode of FEW_SAMPLE_REINIT.modes) {
+        for (const k of FEW_SAMPLE_REINIT.topLayers) corruptions.push({ layers: `top:${k}`, components: ['all', 'pooler'], mode });
+      }
+      return datasets.flatMap((dataset) =>
+        FEW_SAMPLE_REINIT.trainSizes.flatMap((trainSize) =>
+          corruptions.flatMap((corruption) =>
+            PAPER_SEEDS.map((seed) =>
+              build({ model, dataset: { name: dataset, trainSize, evalSize: PAPER_EVAL_SIZE }, corruption, seed }),
+            ),
+          ),
+        ),
+      );
+    }
+    case 'components': {
+      const datasets = options.datasets ?? [...COMPONENT_STUDY.datasets];
+      return datasets.flatMap((dataset) =>
+        COMPONENT_STUDY.layers.flatMap((layers) =>
+          COMPONENT_STUDY.components.flatMap((component) =>
+            PAPER_SEEDS.map((seed) =>
+              build({
+                model,
+                dataset: { name: dataset, trainSize: PAPER_TRAIN_SIZE, evalSize: PAPER_EVAL_SIZE },
+                corruption: { layers, components: [component] },
+                seed,
+              }),
+            ),
           ),
         ),
       );

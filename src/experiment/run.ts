@@ -1,9 +1,8 @@
 import { initEngine } from '../backend/engine';
-import { UserError } from '../errors';
 import { maxBatchTokens } from '../backend/memory';
 import { corrupt, parseCorruptionSpec, type CorruptionReport } from '../corruption';
-import { loadDataset, type LabeledData } from '../data/dataset';
-import { stratifiedSample } from '../data/sampling';
+import type { LabeledData } from '../data/dataset';
+import { loadExperimentData, sampleExperiment } from './examples';
 import { loadCheckpoint, checkTokenizerFits } from '../io/checkpoint';
 import { resolveModelDir } from '../io/models';
 import { initParams } from '../model/init';
@@ -106,31 +105,11 @@ function finite(x: number): number | null {
 export async function runExperimentDetailed(spec: ExperimentSpec, options: RunOptions = {}): Promise<RunOutput> {
   const engine = await initEngine();
   const startedAt = new Date();
-  const data = await loadDataset({
-    name: spec.dataset.name,
-    train: spec.dataset.train,
-    eval: spec.dataset.eval,
-    evalSplit: spec.dataset.evalSplit,
-    numLabels: spec.dataset.numLabels,
-    dataDir: options.dataDir,
-  });
+  const data = await loadExperimentData(spec, { dataDir: options.dataDir });
   const numLabels = data.labelNames.length;
-  // A training subset larger than the data would be recorded (and hashed) as an experiment that never ran.
-  if (spec.dataset.trainSize && spec.dataset.trainSize > data.train.labels.length) {
-    throw new UserError(
-      `train size ${spec.dataset.trainSize}: ${spec.dataset.name ?? spec.dataset.train} has only ${data.train.labels.length} training examples`,
-    );
-  }
-  if (spec.dataset.evalSize && spec.dataset.evalSize > data.eval.labels.length) {
-    // The paper preset's 1,000 against SST-2's 872 validation sentences: all are used, and evalExamples says how many.
-    process.stderr.write(
-      `warning: eval size ${spec.dataset.evalSize}: ${spec.dataset.name ?? spec.dataset.eval} has ${data.eval.labels.length} evaluation examples; using all of them\n`,
-    );
-  }
-  const train = spec.dataset.trainSize ? stratifiedSample(data.train, spec.dataset.trainSize, deriveSeed(spec.seed, 'train-sample')) : data.train;
-  // The evaluation subset depends on the dataset only, not the seed: every run of a comparison is
-  // scored on the same examples.
-  const evalData = spec.dataset.evalSize ? stratifiedSample(data.eval, spec.dataset.evalSize, 0) : data.eval;
+  const { train, eval: evalData, warnings } = sampleExperiment(spec, data);
+  // The paper preset's 1,000 against SST-2's 872 validation sentences: all are used, and evalExamples says how many.
+  for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
   const model = await prepareModel(spec, numLabels, data.labelNames);
   // The identity is taken before training, from the weights as they were loaded.
   const identity: RunIdentity = {
