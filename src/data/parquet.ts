@@ -2,7 +2,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { once } from 'node:events';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+// The node-only entry by its own path: resolvers that ignore package exports (the notebooks' tslab uses
+// Node10 resolution) see only hyparquet's browser types, which lack asyncBufferFromFile.
+import { asyncBufferFromFile } from 'hyparquet/src/node.js';
 import { UserError } from '../errors';
 import { downloadFile, hubEndpoint, type DownloadProgress, type HubOptions } from '../io/hub';
 import { readInfo, type DatasetInfo } from './local';
