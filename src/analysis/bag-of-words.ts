@@ -210,27 +210,28 @@ function majorityShare(train: readonly number[], evalLabels: readonly number[]):
  * fit: interpreter or library missing). Returns scikit-learn's version.
  */
 export async function checkBagOfWordsPython(): Promise<string> {
-  const { lastLine } = await runPythonScript(BAG_OF_WORDS_SCRIPT, { args: ['--check'], needs: 'scikit-learn', debianPackage: 'python3-sklearn', missingLibraryExit: 3 });
-  const parsed = z.looseObject({ sklearn_version: z.string() }).safeParse(JSON.parse(lastLine || 'null'));
-  if (!parsed.success) throw new UserError(`${BAG_OF_WORDS_SCRIPT} --check printed no scikit-learn version`);
+  const { lastLine, interpreter } = await runScript({ args: ['--check'] });
+  const parsed = z.looseObject({ sklearn_version: z.string().min(1) }).safeParse(lastJson(lastLine, interpreter));
+  if (!parsed.success) throw new UserError(`${BAG_OF_WORDS_SCRIPT} --check on ${interpreter} printed no scikit-learn version`);
   return parsed.data.sklearn_version;
+}
+
+function runScript(options: { input?: BagOfWordsInput; args?: string[] }) {
+  return runPythonScript(BAG_OF_WORDS_SCRIPT, { ...options, needs: 'scikit-learn', debianPackage: 'python3-sklearn', missingLibraryExit: 3 });
+}
+
+function lastJson(lastLine: string, interpreter: string): unknown {
+  try {
+    return JSON.parse(lastLine);
+  } catch {
+    throw new UserError(`${BAG_OF_WORDS_SCRIPT} on ${interpreter} did not print a JSON line last (got ${JSON.stringify(lastLine.slice(0, 80))})`);
+  }
 }
 
 /** Runs scripts/bag_of_words.py on prepared input and checks what it prints. */
 export async function fitBagOfWords(input: BagOfWordsInput): Promise<z.output<typeof ScriptOutputSchema> & { interpreter: string }> {
-  const { lastLine, interpreter } = await runPythonScript(BAG_OF_WORDS_SCRIPT, {
-    input,
-    needs: 'scikit-learn',
-    debianPackage: 'python3-sklearn',
-    missingLibraryExit: 3,
-  });
-  let json: unknown;
-  try {
-    json = JSON.parse(lastLine);
-  } catch {
-    throw new UserError(`${BAG_OF_WORDS_SCRIPT} on ${interpreter} did not print a JSON line last (got ${JSON.stringify(lastLine.slice(0, 80))})`);
-  }
-  const parsed = ScriptOutputSchema.safeParse(json);
+  const { lastLine, interpreter } = await runScript({ input });
+  const parsed = ScriptOutputSchema.safeParse(lastJson(lastLine, interpreter));
   if (!parsed.success) throw new UserError(`${BAG_OF_WORDS_SCRIPT} printed an unexpected result: ${formatIssues(parsed.error)}`);
   const out = parsed.data;
   if (out.method !== BAG_OF_WORDS_METHOD) {

@@ -24,7 +24,6 @@ export interface PythonScriptOptions {
   debianPackage: string;
   /** The exit code by which the script says its library is not importable. */
   missingLibraryExit?: number;
-  timeoutMs?: number;
 }
 
 export interface PythonScriptResult {
@@ -47,37 +46,35 @@ export function runPythonScript(script: string, options: PythonScriptOptions): P
   const interpreter = pythonInterpreter();
   const hint = `install ${options.needs} for it (Debian/Ubuntu: apt-get install ${options.debianPackage}) or point HEALING_PYTHON at a Python 3 that has it`;
   return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (message: string) => {
+      if (!settled) reject(new UserError(message));
+      settled = true;
+    };
     // One BLAS thread unless the user says otherwise: the fits are small and sparse, and a fixed thread
     // count keeps their floating-point sums (so a tie between two C values) the same from run to run.
     const env = { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1', OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1' };
-    const child = spawn(interpreter, [script, ...(options.args ?? [])], { stdio: ['pipe', 'pipe', 'pipe'], env, timeout: options.timeoutMs });
+    const child = spawn(interpreter, [script, ...(options.args ?? [])], { stdio: ['pipe', 'pipe', 'pipe'], env });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    let spawnError: NodeJS.ErrnoException | undefined;
     child.on('error', (error: NodeJS.ErrnoException) => {
-      spawnError = error;
+      const why = error.code === 'ENOENT' ? 'not found' : error.code === 'EACCES' ? 'not executable' : error.message;
+      fail(`Python interpreter ${interpreter}: ${why}; ${basename(script)} needs Python 3 with ${options.needs}: ${hint}`);
     });
     // A script that dies before reading all of stdin closes the pipe; its exit code says why.
     child.stdin.on('error', () => {});
     child.on('close', (code, signal) => {
-      if (spawnError) {
-        const why = spawnError.code === 'ENOENT' ? 'not found' : spawnError.code === 'EACCES' ? 'not executable' : spawnError.message;
-        reject(new UserError(`Python interpreter ${interpreter}: ${why}; ${basename(script)} needs Python 3 with ${options.needs}: ${hint}`));
-        return;
-      }
       const err = lastNonEmptyLine(Buffer.concat(stderr).toString('utf8'));
-      if (code === options.missingLibraryExit && options.missingLibraryExit !== undefined) {
-        reject(new UserError(`${options.needs} is missing from ${interpreter}: ${hint}${err ? ` (${err})` : ''}`));
-        return;
+      if (options.missingLibraryExit !== undefined && code === options.missingLibraryExit) {
+        fail(`${options.needs} is missing from ${interpreter}: ${hint}${err ? ` (${err})` : ''}`);
+      } else if (code !== 0) {
+        fail(`${script} failed on ${interpreter} (${signal ? `killed by ${signal}` : `exit code ${code}`}): ${err || 'no message on stderr'}`);
+      } else if (!settled) {
+        settled = true;
+        resolve({ lastLine: lastNonEmptyLine(Buffer.concat(stdout).toString('utf8')), interpreter });
       }
-      if (code !== 0) {
-        const how = signal ? `killed by ${signal}${options.timeoutMs && signal === 'SIGTERM' ? ` (timeout ${options.timeoutMs / 1000} s?)` : ''}` : `exit code ${code}`;
-        reject(new UserError(`${script} failed on ${interpreter} (${how}): ${err || 'no message on stderr'}`));
-        return;
-      }
-      resolve({ lastLine: lastNonEmptyLine(Buffer.concat(stdout).toString('utf8')), interpreter });
     });
     child.stdin.end(options.input === undefined ? '' : JSON.stringify(options.input));
   });
