@@ -23,6 +23,7 @@ import {
 } from '../analysis/bag-of-words';
 import { pct } from '../analysis/stats';
 import { int, printJson } from './options';
+import { dataDirDefaultText } from '../data/local';
 
 export interface BaselineOptions {
   dataset: string;
@@ -69,7 +70,7 @@ export function register(program: Command): void {
     .option('--full-text', 'no truncation: whole texts')
     .option('--model <model>', 'whose tokenizer cuts the texts', 'default')
     .option('--results <file>', 'JSONL the rows are appended to', DEFAULT_BAG_OF_WORDS_RESULTS)
-    .option('--data-dir <dir>', 'datasets directory (default $HEALING_DATA_DIR or ./data/datasets)')
+    .option('--data-dir <dir>', `datasets directory (default: ${dataDirDefaultText()})`)
     .action(async (o: BaselineOptions) => printJson(await runBaselines(o)));
 }
 

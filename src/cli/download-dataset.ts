@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describeSplit } from '../data/availability';
-import { dataDir, defaultDataDir } from '../data/local';
+import { dataDir, dataDirDefaultText } from '../data/local';
 import { downloadDataset } from '../data/parquet';
 import { HUB_DATASET_NAMES } from '../data/registry';
 
@@ -13,7 +13,7 @@ export function register(program: Command): void {
         `(${HUB_DATASET_NAMES.join(', ')}); commands that need a dataset do the same on first use`,
     )
     .argument('<name>', `dataset name: ${HUB_DATASET_NAMES.join(', ')}`)
-    .option('--data-dir <dir>', `where datasets live (default: HEALING_DATA_DIR, else ${defaultDataDir()})`)
+    .option('--data-dir <dir>', `where datasets live (default: ${dataDirDefaultText()})`)
     .option('--revision <rev>', 'branch, tag or commit of the hub dataset repository', 'main')
     .option('--splits <list>', 'comma-separated splits (default: every labelled split)')
     .action(async (name: string, options: { dataDir?: string; revision: string; splits?: string }) => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { dataDirDefaultText } from '../data/local';
 import { maxBatchTokens } from '../backend/memory';
 import { initEngine } from '../backend/engine';
 import { UserError } from '../errors';
@@ -24,7 +25,7 @@ export function register(program: Command): void {
     .option('--eval-size <n>', 'stratified subsample')
     .option('--max-length <n>', 'truncate to this many tokens', '128')
     .option('--batch-size <n>', 'evaluation batch size', '64')
-    .option('--data-dir <dir>', 'datasets directory (default $HEALING_DATA_DIR or ./data/datasets)')
+    .option('--data-dir <dir>', `datasets directory (default: ${dataDirDefaultText()})`)
     .action(async (o) => {
       if (Boolean(o.dataset) === Boolean(o.data)) throw new UserError('give exactly one of --dataset NAME or --data FILE');
       const engine = await initEngine();

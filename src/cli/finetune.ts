@@ -9,6 +9,7 @@ import { int, num, printJson } from './options';
 import { resolveModelDir } from '../io/models';
 import { checkOutputDir, checkWritableFile } from '../io/output-dir';
 import { LEARNING_RATE_RULE, RECIPE_DEFAULTS as d } from '../train/recipe';
+import { dataDirDefaultText } from '../data/local';
 
 /** Recipe flags shared by finetune and the spec they build; absent flags keep the spec defaults. */
 function recipeFrom(o: Record<string, string | undefined>): ExperimentSpecInput['recipe'] {
@@ -50,7 +51,7 @@ export function register(program: Command): void {
     .option('--weight-decay <x>', `AdamW weight decay (default ${d.weightDecay})`)
     .option('--max-grad-norm <x>', `global gradient-norm clipping (default ${d.maxGradNorm})`)
     .option('--seed <n>', 'seed for head init, corruption, sampling, shuffling and dropout', '0')
-    .option('--data-dir <dir>', 'datasets directory (default $HEALING_DATA_DIR or ./data/datasets)')
+    .option('--data-dir <dir>', `datasets directory (default: ${dataDirDefaultText()})`)
     .option('--out <dir>', 'save the fine-tuned checkpoint here (a new or empty directory)')
     .option('--force', 'replace a non-empty --out (never the --model directory or one containing it)')
     .option('--results <file>', 'also append the result row to this result store')

@@ -6,6 +6,7 @@ import { exportPretrainedModel } from '../train/model-card';
 import { int, num, printJson } from './options';
 import { checkOutputDir } from '../io/output-dir';
 import { POSITION_INITS } from '../model/init';
+import { dataDirDefaultText } from '../data/local';
 
 /** The flag that sets each argument, for error messages. */
 const flagOf = (key: string): string => (key === 'learningRate' ? '--lr' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
@@ -47,7 +48,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed for corpus split, init, batches, masks and dropout', '0')
     .option('--eval-every <n>', 'held-out MLM evaluation interval (steps)', '200')
     .option('--checkpoint-every <n>', 'snapshot interval (steps)', '200')
-    .option('--data-dir <dir>', 'datasets directory for --corpus datasets (default $HEALING_DATA_DIR)')
+    .option('--data-dir <dir>', `datasets directory for --corpus datasets (default: ${dataDirDefaultText()})`)
     .option('--resume', 'continue the run in --out from its last snapshot')
     .option('--max-steps <n>', 'stop after this many steps in this invocation (resume later)')
     .option('--export <dir>', 'when finished, write the final model (fp16) with its model card here (a new or empty directory)')

@@ -20,6 +20,11 @@ export function defaultDataDir(): string {
 }
 
 /** --data-dir, else HEALING_DATA_DIR, else defaultDataDir(). */
+/** How --data-dir's default reads in every command's --help. */
+export function dataDirDefaultText(): string {
+  return `HEALING_DATA_DIR, else ${defaultDataDir()}; a missing dataset is fetched from the hub on first use`;
+}
+
 export function dataDir(option?: string): string {
   return resolve(option || process.env.HEALING_DATA_DIR || defaultDataDir());
 }
