@@ -217,7 +217,8 @@ test('concurrent first uses fetch once; a lock left by a killed process is taken
   const dead = spawnSync(process.execPath, ['-e', '0']).pid;
   const other = join(home, 'other');
   mkdirSync(join(other, '.emotion.fetching'), { recursive: true });
-  writeFileSync(join(other, '.emotion.fetching', 'owner.json'), JSON.stringify({ pid: dead, host: hostname() }));
+  writeFileSync(join(other, '.emotion.fetching', 'owner.json'), JSON.stringify({ pid: dead, host: hostname(), startedAt: new Date().toISOString(), token: 'killed', leaseMs: 3_600_000 }));
+  // A fresh heartbeat and an hour's lease: only the dead pid (the rule run claims use) frees this lock.
   // The hub here has no emotion: taking the lock over is what lets the fetch run, and fail, at all.
   await assert.rejects(ensureDataset('emotion', { dataDir: other, log: () => {} }), (e: unknown) => e instanceof DatasetUnavailableError && /RepoNotFound|not found/.test(e.message));
   assert.ok(!existsSync(join(other, '.emotion.fetching')));

@@ -1,8 +1,9 @@
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors';
 import { HubUnreachableError, hubEndpoint } from '../io/hub';
+import { ownerRecord, ownerStaleness, pidAlive, readOwnerFile } from '../io/ownership';
 import { dataDir, dataDirOrigin, readInfo, type DatasetInfo } from './local';
 import { downloadDataset, type SplitSummary } from './parquet';
 import { datasetEntry, type DatasetEntry, type HubSource } from './registry';
@@ -133,37 +134,22 @@ export async function ensureDataset(name: string, options: EnsureDatasetOptions 
 const LOCK_POLL_MS = 300;
 /** A lock without its owner file yet is being taken; past this age its taker died in between. */
 const UNOWNED_LOCK_MS = 10_000;
-/** A lock held from another machine (whose processes cannot be asked) is taken over after this. */
+/** A lock held from another machine (whose processes cannot be asked) is taken over after this: its owner's lease. */
 const FOREIGN_LOCK_MS = 60 * 60 * 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function lockAge(lock: string): Promise<number | undefined> {
-  try {
-    return Date.now() - (await stat(lock)).mtimeMs;
-  } catch {
-    return undefined;
-  }
-}
-
+/** Whether a fetch lock's owner is gone, by the same rule as run claims (src/io/ownership.ts). */
 async function lockAbandoned(lock: string): Promise<boolean> {
-  let owner: { pid?: unknown; host?: unknown };
-  try {
-    owner = JSON.parse(await readFile(join(lock, 'owner.json'), 'utf8'));
-  } catch {
-    return ((await lockAge(lock)) ?? 0) > UNOWNED_LOCK_MS;
+  let found = readOwnerFile(join(lock, 'owner.json'));
+  if (!found) {
+    try {
+      found = { claim: undefined, heartbeatMs: (await stat(lock)).mtimeMs };
+    } catch {
+      return false; // Gone already: the next mkdir tells.
+    }
   }
-  if (owner.host === hostname() && typeof owner.pid === 'number') return !processAlive(owner.pid);
-  return ((await lockAge(lock)) ?? 0) > FOREIGN_LOCK_MS;
+  return ownerStaleness(found, { host: hostname(), now: Date.now(), leaseMs: UNOWNED_LOCK_MS, alive: pidAlive }).stale;
 }
 
 /**
@@ -193,7 +179,7 @@ async function withFetchLock(dir: string, name: string, log: Log, fn: () => Prom
     await sleep(LOCK_POLL_MS);
   }
   try {
-    await writeFile(join(lock, 'owner.json'), JSON.stringify({ pid: process.pid, host: hostname() }));
+    await writeFile(join(lock, 'owner.json'), JSON.stringify(ownerRecord(FOREIGN_LOCK_MS)));
     await fn();
   } finally {
     await rm(lock, { recursive: true, force: true });

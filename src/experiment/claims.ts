@@ -14,11 +14,10 @@
  * would see each other's live claims as dead (the store check before appending still keeps a row
  * from being stored twice).
  */
-import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import { errorCode as code, ownerStaleness, OwnerSchema, pidAlive, ownerRecord, readOwnerFile as inspect, type FoundOwner, type Owner, type Staleness } from '../io/ownership';
 
 /** Default lease: a run's owner may miss heartbeats (a stalled NFS, a suspended laptop) this long. */
 export const DEFAULT_LEASE_MS = 5 * 60_000;
@@ -27,88 +26,17 @@ const BEATS_PER_LEASE = 10;
 /** Tokens of the claims every Claims of this process holds: a claim with our pid is ours only if listed here. */
 const heldHere = new Set<string>();
 
+export { pidAlive, type Staleness };
+/** A claim's content: who owns the run (src/io/ownership.ts's owner record). */
+export const ClaimSchema = OwnerSchema;
+export type Claim = Owner;
+export type FoundClaim = FoundOwner;
+/** Whether a found claim's owner is gone (the rule lives in src/io/ownership.ts). */
+export const claimStaleness = ownerStaleness;
+
 /** The directory of claims beside a store. */
 export function claimsDir(resultsFile: string): string {
   return `${resultsFile}.claims`;
-}
-
-export const ClaimSchema = z.looseObject({
-  pid: z.number().int().positive(),
-  host: z.string().min(1),
-  startedAt: z.string(),
-  /** Distinguishes this claim from a later one by the same pid (pid reuse, a takeover). */
-  token: z.string().min(1),
-  leaseMs: z.number().positive(),
-});
-export type Claim = z.infer<typeof ClaimSchema>;
-
-/** A claim file as found: its parsed content (undefined while it is being written, or garbled) and heartbeat. */
-export interface FoundClaim {
-  claim: Claim | undefined;
-  heartbeatMs: number;
-}
-
-export interface Staleness {
-  stale: boolean;
-  reason: string;
-}
-
-/**
- * Whether a found claim's owner is gone. Pure (the clock, the host and the pid probe are passed in)
- * so each rule is testable without a second machine.
- */
-export function claimStaleness(
-  found: FoundClaim,
-  here: { host: string; now: number; leaseMs: number; alive: (pid: number) => boolean; ownTokens?: ReadonlySet<string> },
-): Staleness {
-  const { claim } = found;
-  const age = here.now - found.heartbeatMs;
-  const lease = claim?.leaseMs ?? here.leaseMs;
-  if (claim && claim.host === here.host) {
-    if (!here.alive(claim.pid)) return { stale: true, reason: `pid ${claim.pid} on ${claim.host} is not running` };
-    // Our own pid but not a claim we hold: left by an earlier process that had the same pid.
-    if (claim.pid === process.pid && here.ownTokens && !here.ownTokens.has(claim.token)) {
-      return { stale: true, reason: `left by an earlier process with this pid (${claim.pid})` };
-    }
-  }
-  if (age > lease) {
-    const who = claim ? `pid ${claim.pid} on ${claim.host}` : 'an unreadable claim';
-    return { stale: true, reason: `${who}: no heartbeat for ${Math.round(age / 1000)} s (lease ${Math.round(lease / 1000)} s)` };
-  }
-  return { stale: false, reason: claim ? `held by pid ${claim.pid} on ${claim.host} since ${claim.startedAt}` : 'being claimed' };
-}
-
-/** process.kill(pid, 0): ESRCH means no such process; EPERM means one exists that we may not signal. */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function code(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException).code;
-}
-
-/** A claim file's content and mtime, or undefined when there is none. */
-function inspect(path: string): FoundClaim | undefined {
-  try {
-    const text = readFileSync(path, 'utf8');
-    const heartbeatMs = statSync(path).mtimeMs;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    const parsed = ClaimSchema.safeParse(json);
-    return { claim: parsed.success ? parsed.data : undefined, heartbeatMs };
-  } catch (error) {
-    if (code(error) === 'ENOENT') return undefined;
-    throw error;
-  }
 }
 
 function removeIfExists(path: string): void {
@@ -248,14 +176,13 @@ export class Claims {
       if (code(error) === 'EEXIST') return undefined;
       throw error;
     }
-    const token = randomUUID();
-    const claim: Claim = { pid: process.pid, host: this.host, startedAt: new Date().toISOString(), token, leaseMs: this.leaseMs };
+    const claim: Claim = ownerRecord(this.leaseMs);
     try {
       writeSync(fd, `${JSON.stringify(claim)}\n`);
     } finally {
       closeSync(fd);
     }
-    return token;
+    return claim.token;
   }
 
   /**
