@@ -354,6 +354,24 @@ test('save -> load round-trips exactly, with labels, architectures and tokenizer
   disposeParams(back.params);
 });
 
+test('a checkpoint that cannot be written names its target, not the temporary file it was written to', async () => {
+  const c = await loadCheckpoint(BERT);
+  const file = join(work, 'a-file');
+  await writeFile(file, 'not a directory');
+  for (const target of [join(file, 'ckpt'), join(file, 'deeper', 'ckpt')]) {
+    const error = await saveCheckpoint(target, { config: c.config, params: c.params, labels: ['a', 'b'] }).then(
+      () => assert.fail(`${target}: saved under a file`),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof UserError, String(error));
+    assert.ok(error.message.startsWith(`${target}: cannot save the checkpoint (a part of `), error.message);
+    assert.match(error.message, /is a file, not a directory\); nothing there was changed$/);
+    assert.doesNotMatch(error.message, /\.tmp-/);
+  }
+  assert.equal(await readFile(file, 'utf8'), 'not a directory');
+  disposeParams(c.params);
+});
+
 test('saving replaces an existing checkpoint atomically; a failed save leaves it untouched', async () => {
   const target = join(work, 'atomic', 'ckpt');
   const c = await loadCheckpoint(BERT);

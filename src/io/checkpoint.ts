@@ -410,7 +410,11 @@ export async function saveCheckpoint(dir: string, checkpoint: CheckpointLike, op
   const sources = await tokenizerSources(checkpoint.tokenizerFiles);
 
   const parent = dirname(target);
-  await mkdir(parent, { recursive: true });
+  try {
+    await mkdir(parent, { recursive: true });
+  } catch (error) {
+    throw cannotWrite(target, parent, error);
+  }
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const temp = join(parent, `.${basename(target)}.tmp-${tag}`);
   try {
@@ -426,15 +430,25 @@ export async function saveCheckpoint(dir: string, checkpoint: CheckpointLike, op
     }
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
-    throw error;
+    throw error instanceof UserError ? error : cannotWrite(target, parent, error);
   }
 
   if (!existing) {
-    await rename(temp, target);
+    try {
+      await rename(temp, target);
+    } catch (error) {
+      await rm(temp, { recursive: true, force: true });
+      throw cannotWrite(target, parent, error);
+    }
     return;
   }
   const old = join(parent, `.${basename(target)}.old-${tag}`);
-  await rename(target, old);
+  try {
+    await rename(target, old);
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw cannotWrite(target, parent, error);
+  }
   try {
     await rename(temp, target);
   } catch (error) {
@@ -443,6 +457,25 @@ export async function saveCheckpoint(dir: string, checkpoint: CheckpointLike, op
     throw new UserError(`${target}: cannot replace (${(error as Error).message})`);
   }
   await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * The checkpoint is written beside its target and renamed into place, so a raw fs error names a
+ * temporary file the user never asked for: say the target and what the system refused instead.
+ */
+function cannotWrite(target: string, parent: string, error: unknown): UserError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? `permission denied in ${parent}`
+      : code === 'ENOSPC'
+        ? `no space left on the device of ${parent}`
+        : code === 'EROFS'
+          ? `${parent} is on a read-only file system`
+          : code === 'ENOTDIR' || code === 'EEXIST'
+            ? `a part of ${parent} is a file, not a directory`
+            : ((error as Error).message ?? String(error));
+  return new UserError(`${target}: cannot save the checkpoint (${why}); nothing there was changed`);
 }
 
 /**
