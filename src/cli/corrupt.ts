@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { initEngine } from '../backend/engine';
-import { corrupt, parseCorruptionSpec, MODES, COMPONENTS, DEFAULT_MODE, type CorruptionReport } from '../corruption';
+import { corrupt, parseCorruptionSpec, MODES, COMPONENTS, DEFAULT_MODE, DEFAULT_NOISE_RATIO, DEFAULT_PARTIAL_FRACTION, type CorruptionReport } from '../corruption';
 import { resolveModelDir } from '../io/models';
 import { UserError } from '../errors';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint';
@@ -97,8 +97,8 @@ export function register(program: Command): void {
     )
     .option('--components <list>', `comma-separated: ${COMPONENTS.join(', ')} (embeddings/pooler only when named)`, 'all')
     .option('--mode <mode>', MODES.join(' | '), DEFAULT_MODE)
-    .option('--ratio <r>', 'noise: std of the added noise as a multiple of each tensor std (default 1)')
-    .option('--fraction <f>', 'partial: fraction of entries to re-initialise (default 0.5)')
+    .option('--ratio <r>', `noise: std of the added noise as a multiple of each tensor std (default ${DEFAULT_NOISE_RATIO})`)
+    .option('--fraction <f>', `partial: fraction of entries to re-initialise (default ${DEFAULT_PARTIAL_FRACTION})`)
     .option('--seed <n>', 'random seed', '0')
     .requiredOption('--out <dir>', 'directory to write the corrupted checkpoint to')
     .option('--head <kind>', 'head to keep: classifier | mlm | none (default: classifier if the checkpoint has one, else none)')
