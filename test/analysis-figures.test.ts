@@ -69,3 +69,46 @@ test('figureHtml embeds the spec safely and the plotly bundle only when asked; t
   assert.match(table, /&lt;b&gt;/);
   assert.match(table, /0\.1235/);
 });
+
+// Hand-planted accuracies (seed 0, seed 1) per dataset and corruption: every figure value below is worked
+// out from this table by hand, not by the code under test.
+const PLANTED: Record<string, Record<string, [number, number]>> = {
+  sst2: { clean: [0.8, 0.9], 'bottom:1': [0.6, 0.72], 'bottom:2': [0.4, 0.45], 'top:1': [0.76, 0.81], 'top:2': [0.72, 0.9] },
+  mrpc: { clean: [0.5, 0.6], 'bottom:1': [0.4, 0.3], 'bottom:2': [0.25, 0.15], 'top:1': [0.45, 0.6], 'top:2': [0.5, 0.54] },
+};
+const plantedRows = syntheticResults({ datasets: ['sst2', 'mrpc'], ks: [1, 2], seeds: [0, 1] }).map((r) => {
+  const accuracy = PLANTED[r.spec.dataset.name!][r.spec.corruption?.layers ?? 'clean'][r.spec.seed];
+  return { ...r, final: { ...r.final, accuracy } };
+});
+const plantedFrame = resultsFrame(plantedRows);
+/** Half-width of a two-run 95 % t interval: t(0.975, 1 df) x sd / sqrt(2) = 12.7062 x |a - b| / 2. */
+const halfWidth = (a: number, b: number) => (12.706204736174707 * Math.abs(a - b)) / 2;
+
+function assertValues(actual: unknown, expected: number[], what: string): void {
+  const values = actual as number[];
+  assert.equal(values.length, expected.length, what);
+  values.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-9, `${what}[${i}]: ${v}, expected ${expected[i]}`));
+}
+
+test('bottomVsTopFigure: each bar is the mean accuracy over seeds of its side, dataset and k', () => {
+  const [bottom, top] = bottomVsTopFigure(plantedFrame).data;
+  assert.deepEqual(bottom.x, ['mrpc, k=1', 'mrpc, k=2', 'sst2, k=1', 'sst2, k=2']);
+  assert.deepEqual(top.x, bottom.x);
+  // (0.4 + 0.3) / 2, (0.25 + 0.15) / 2, (0.6 + 0.72) / 2, (0.4 + 0.45) / 2
+  assertValues(bottom.y, [0.35, 0.2, 0.66, 0.425], 'bottom');
+  // (0.45 + 0.6) / 2, (0.5 + 0.54) / 2, (0.76 + 0.81) / 2, (0.72 + 0.9) / 2
+  assertValues(top.y, [0.525, 0.52, 0.785, 0.81], 'top');
+  assertValues((bottom.error_y as { array: number[] }).array, [halfWidth(0.4, 0.3), halfWidth(0.25, 0.15), halfWidth(0.6, 0.72), halfWidth(0.4, 0.45)], 'bottom error');
+});
+
+test('recoveryBars: each bar is the mean over seeds of corrupted / clean accuracy of the same seed', () => {
+  const fig = recoveryBars(plantedFrame);
+  assert.deepEqual(fig.data.map((t) => t.name), ['mrpc', 'sst2']);
+  const [mrpc, sst2] = fig.data;
+  assert.deepEqual(mrpc.x, ['bottom:1/all/reinit', 'bottom:2/all/reinit', 'top:1/all/reinit', 'top:2/all/reinit']);
+  // mrpc: (0.4/0.5 + 0.3/0.6) / 2 = (0.8 + 0.5) / 2, (0.5 + 0.25) / 2, (0.9 + 1) / 2, (1 + 0.9) / 2
+  assertValues(mrpc.y, [0.65, 0.375, 0.95, 0.95], 'mrpc');
+  // sst2: (0.6/0.8 + 0.72/0.9) / 2 = (0.75 + 0.8) / 2, (0.5 + 0.5) / 2, (0.95 + 0.9) / 2, (0.9 + 1) / 2
+  assertValues(sst2.y, [0.775, 0.5, 0.925, 0.95], 'sst2');
+  assertValues((mrpc.error_y as { array: number[] }).array, [halfWidth(0.8, 0.5), halfWidth(0.5, 0.25), halfWidth(0.9, 1), halfWidth(1, 0.9)], 'mrpc error');
+});

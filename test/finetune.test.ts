@@ -11,13 +11,19 @@ import { encode } from '../src/model/encoder';
 import { classifierLogits } from '../src/model/heads';
 import { DropoutSeeds } from '../src/model/layers';
 import { disposeParams, parameterLayout, type ParamMap } from '../src/model/names';
-import { fineTune, type EncodedSplit } from '../src/train/finetune';
+import { fineTune, type EncodedSplit, type FineTuneResult } from '../src/train/finetune';
 import type { ResolvedRecipe } from '../src/train/recipe';
 import { crossEntropy, disposeTrainable, makeTrainable, trainStep } from '../src/train/trainer';
-import { runExperiment } from '../src/experiment/run';
+import { encodeSplit, runExperiment, runExperimentDetailed } from '../src/experiment/run';
+import { loadExperimentData } from '../src/experiment/examples';
+import { corrupt, parseCorruptionSpec } from '../src/corruption';
+import { initParams } from '../src/model/init';
+import { deriveSeed } from '../src/random';
+import { stratifiedSample } from '../src/data/sampling';
+import type { LabeledData } from '../src/data/dataset';
 import { UserError } from '../src/errors';
 import { activeNative, withoutFusedOps } from '../src/backend/native/state';
-import { ExperimentSpecSchema, ResultRowSchema } from '../src/experiment/spec';
+import { ExperimentSpecSchema, ResultRowSchema, specLabel, type ResultRow } from '../src/experiment/spec';
 import { makeTinyModel, sentimentExamples, writeJsonl, type Example, type TinyModel } from './helpers/tiny-model';
 
 // Speed matters more than bit-exactness across backends here; every comparison stays on wasm.
@@ -319,5 +325,109 @@ test('on the native engine, fine-tuning reaches the accuracy of the TF.js graph 
     assert.ok(mean(fused) > 0.6, `the native engine learns the task (${fused.join(', ')})`);
   } finally {
     disposeParams(params);
+  }
+});
+
+// The wiring of runExperiment, checked against the building blocks it is made of (each tested on its own):
+// the checkpoint with a head seeded by deriveSeed(seed, 'head'), corrupt() with deriveSeed(seed, 'corruption'),
+// initParams with deriveSeed(seed, 'scratch'), stratifiedSample with deriveSeed(seed, 'train-sample') / 0, fineTune.
+const wiringTrain = await writeJsonl(join(work, 'data', 'wiring-train.jsonl'), sentimentExamples(48, 11));
+const wiringEval = await writeJsonl(join(work, 'data', 'wiring-eval.jsonl'), sentimentExamples(16, 12));
+const wiringSpec = ExperimentSpecSchema.parse({
+  model: tiny.dir,
+  dataset: { train: wiringTrain, eval: wiringEval, maxLength: 16 },
+  corruption: { layers: 'bottom:1' },
+  recipe: { learningRate: 3e-3, epochs: 2, batchSize: 8 },
+  seed: 6,
+});
+
+function assertSameParams(actual: ParamMap, expected: ParamMap, what: string): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), `${what}: the same tensors`);
+  assert.equal(maxParamDiff(actual, expected), 0, `${what}: bit for bit`);
+}
+
+/** The names of the tensors whose values differ between two maps of the same layout. */
+function differingTensors(a: ParamMap, b: ParamMap): string[] {
+  return [...a.keys()].filter((name) => maxParamDiff(new Map([[name, a.get(name)!]]), b) > 0).sort();
+}
+
+/** fineTune by hand on the examples given, with the row's recipe and memory cap: what the row should record. */
+async function fineTuneLikeRow(row: ResultRow, params: ParamMap, train: LabeledData, evalData: LabeledData): Promise<FineTuneResult> {
+  const { maxBatchTokens, ...recipe } = row.recipe;
+  const maxLength = row.spec.dataset.maxLength;
+  return fineTune({
+    config: tiny.config, params, numLabels: 2, train: encodeSplit(tiny.tokenizer, train, maxLength), eval: encodeSplit(tiny.tokenizer, evalData, maxLength),
+    recipe, seed: row.spec.seed, padId: tiny.tokenizer.padId, progressBar: false, maxBatchTokens: typeof maxBatchTokens === 'number' ? maxBatchTokens : undefined,
+  });
+}
+
+test('runExperiment fine-tunes exactly corrupt(clean checkpoint); the clean run of the same seed diverges from it', async () => {
+  const data = await loadExperimentData(wiringSpec);
+  const corrupted = await runExperimentDetailed(wiringSpec, { progressBar: false });
+  const clean = await runExperimentDetailed({ ...wiringSpec, corruption: null }, { progressBar: false });
+  const checkpoint = await loadCheckpoint(tiny.dir, { head: 'classifier', numLabels: 2, labels: data.labelNames, seed: deriveSeed(wiringSpec.seed, 'head') });
+  const expected = corrupt(checkpoint.params, checkpoint.config, parseCorruptionSpec(wiringSpec.corruption!, tiny.config.numLayers), deriveSeed(wiringSpec.seed, 'corruption'));
+  try {
+    assertSameParams(corrupted.model.params, expected.params, 'the corrupted run prepares corrupt(checkpoint)');
+    assertSameParams(clean.model.params, checkpoint.params, 'the clean run prepares the checkpoint');
+    // bottom:1 re-draws encoder layer 0 (its weight matrices at least); nothing else moves, the head included.
+    const layer0 = parameterLayout(tiny.config, 'classifier', 2).filter((p) => p.layer === 0).map((p) => p.name).sort();
+    const moved = differingTensors(corrupted.model.params, clean.model.params);
+    assert.ok(moved.every((n) => layer0.includes(n)), `only layer 0 moved: ${moved.join(', ')}`);
+    for (const n of layer0.filter((name) => name.endsWith('dense.weight') || name.endsWith('query.weight'))) assert.ok(moved.includes(n), `${n} re-drawn`);
+    // What the row records is fine-tuning of those weights, step for step.
+    const byHand = await fineTuneLikeRow(corrupted.row, expected.params, data.train, data.eval);
+    assert.deepEqual(corrupted.row.lossCurve, byHand.lossCurve);
+    assert.deepEqual(corrupted.row.epochs, byHand.epochs);
+    // The grid's entry point records the same run.
+    const gridRow = await runExperiment(wiringSpec, { progressBar: false });
+    assert.deepEqual(gridRow.lossCurve, corrupted.row.lossCurve);
+    assert.deepEqual(gridRow.final, corrupted.row.final);
+    // Same seed, same examples, same head: only the corruption differs, and the runs part from the first step.
+    assert.notEqual(clean.row.lossCurve[0].loss, corrupted.row.lossCurve[0].loss);
+    assert.notDeepEqual(clean.row.epochs.map((e) => e.trainLoss), corrupted.row.epochs.map((e) => e.trainLoss));
+  } finally {
+    for (const p of [corrupted.model.params, clean.model.params, checkpoint.params, expected.params]) disposeParams(p);
+  }
+});
+
+test('runExperiment --from-scratch fine-tunes initParams of the seed, not the checkpoint', async () => {
+  const spec = { ...wiringSpec, corruption: null, fromScratch: true };
+  const data = await loadExperimentData(spec);
+  const scratch = await runExperimentDetailed(spec, { progressBar: false });
+  const expected = initParams(tiny.config, 'classifier', 2, deriveSeed(spec.seed, 'scratch'));
+  const checkpoint = await loadCheckpoint(tiny.dir, { head: 'classifier', numLabels: 2, seed: deriveSeed(spec.seed, 'head') });
+  try {
+    assertSameParams(scratch.model.params, expected, 'fresh weights');
+    assert.ok(differingTensors(scratch.model.params, checkpoint.params).includes('bert.embeddings.word_embeddings.weight'), 'not the pretrained embeddings');
+    assert.equal(scratch.row.label, specLabel(spec));
+    assert.match(scratch.row.label, /scratch/);
+    const byHand = await fineTuneLikeRow(scratch.row, expected, data.train, data.eval);
+    assert.deepEqual(scratch.row.lossCurve, byHand.lossCurve);
+    assert.deepEqual(scratch.row.epochs, byHand.epochs);
+  } finally {
+    for (const p of [scratch.model.params, expected, checkpoint.params]) disposeParams(p);
+  }
+});
+
+test('runExperiment with trainSize / evalSize trains on the stratified sample of the seed and scores on that of seed 0', async () => {
+  const spec = ExperimentSpecSchema.parse({ ...wiringSpec, corruption: null, dataset: { ...wiringSpec.dataset, trainSize: 20, evalSize: 10 }, recipe: { ...wiringSpec.recipe, epochs: 1 } });
+  const data = await loadExperimentData(spec);
+  const run = await runExperimentDetailed(spec, { progressBar: false });
+  try {
+    assert.equal(run.row.trainExamples, 20);
+    assert.equal(run.row.evalExamples, 10);
+    assert.equal(run.row.lossCurve.length, Math.ceil(20 / 8), 'steps over 20 examples, not 48');
+    // Confusion rows are true labels: 10 examples scored, 5 of each class (stratified).
+    const confusion = run.row.epochs[0].eval.confusion;
+    assert.deepEqual(confusion.map((r) => r.reduce((s, x) => s + x, 0)), [5, 5]);
+    const train = stratifiedSample(data.train, 20, deriveSeed(spec.seed, 'train-sample'));
+    const evalData = stratifiedSample(data.eval, 10, 0);
+    assert.deepEqual([0, 1].map((c) => train.labels.filter((l) => l === c).length), [10, 10]);
+    const byHand = await fineTuneLikeRow(run.row, run.model.params, train, evalData);
+    assert.deepEqual(run.row.lossCurve, byHand.lossCurve, 'trained on the sample, in its order');
+    assert.deepEqual(run.row.epochs, byHand.epochs, 'scored on the sample');
+  } finally {
+    disposeParams(run.model.params);
   }
 });

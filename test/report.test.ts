@@ -5,25 +5,28 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_FLAGS, findBrowser } from '../src/analysis/export';
-import { allFindings } from '../src/analysis/findings';
 import { buildReport, modelCardFacts, renderHtml, writeReport } from '../src/analysis/report';
 import { syntheticResults } from '../src/analysis/synthetic';
+import type { ResultRow } from '../src/experiment/spec';
 import { reportTarget } from '../src/cli/report';
 import { reproducePaths } from '../src/cli/reproduce';
 
 const browser = findBrowser();
 const rows = syntheticResults({ datasets: ['sst2', 'emotion', 'ag_news'], ks: [1, 2, 3], seeds: [0, 1, 2] });
 
-function withResults<T>(fn: (dir: string, file: string) => Promise<T>): Promise<T> {
+function withResults<T>(fn: (dir: string, file: string) => Promise<T>, results: readonly ResultRow[] = rows): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'healing-report-'));
   const file = join(dir, 'results.jsonl');
-  writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(file, results.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return fn(dir, file).finally(() => rmSync(dir, { recursive: true, force: true }));
 }
 
+/** The verdicts an HTML report shows, in page order. */
+const shownVerdicts = (html: string) => [...html.matchAll(/<b>Verdict: ([^<]*)\.<\/b>/g)].map((m) => m[1]);
+
 const FIGURE_IDS = ['f1-recovery', 'f1-gap-by-epoch', 'f2-accuracy-vs-k', 'f3-bottom-vs-top'];
 
-test('HTML report: every section, every figure, the computed verdicts, plotly inlined once, no network URL', () =>
+test('HTML report: every section, every figure, the planted verdicts, plotly inlined once, no network URL', () =>
   withResults(async (_dir, file) => {
     const content = await buildReport({ resultsFile: file });
     const html = renderHtml(content);
@@ -34,12 +37,20 @@ test('HTML report: every section, every figure, the computed verdicts, plotly in
     assert.equal(html.match(/\* plotly\.js v\d/g)?.length, 1, 'plotly.js inlined once');
     assert.doesNotMatch(html, /<script[^>]*\ssrc\s*=\s*["']?(https?:)?\/\//i, 'no script loaded from the network');
     assert.doesNotMatch(html, /<link[^>]*href\s*=\s*["']?(https?:)?\/\//i, 'no stylesheet from the network');
-    // The verdicts shown are the ones the findings compute from the same rows.
-    const [f1, f2, f3] = allFindings(rows);
-    for (const f of [f1, f2, f3]) assert.ok(html.includes(`<b>Verdict: ${f.verdict}.</b>`), `${f.id} verdict ${f.verdict}`);
+    // The planted effect (accuracy -4 points per corrupted bottom layer, -1 per top layer, noise 0.5) is
+    // what each finding claims: all three supported, in this order.
+    assert.deepEqual(content.sections.map((s) => [s.finding.id, s.finding.verdict]), [['F1', 'supported'], ['F2', 'supported'], ['F3', 'supported']]);
+    assert.deepEqual(shownVerdicts(html), ['supported', 'supported', 'supported']);
     assert.ok(html.includes(content.stamp.resultsSha256!), 'the results hash is stamped');
     assert.ok(html.includes('Our choices vs the paper'));
   }));
+
+test('planted rows where the top layers hurt more: F1 and F2 supported, F3 (bottom hurts more) not supported', () => {
+  const topWorse = syntheticResults({ datasets: ['sst2', 'emotion', 'ag_news'], ks: [1, 2, 3], seeds: [0, 1, 2], bottomPenalty: 0.01, topPenalty: 0.04 });
+  return withResults(async (_dir, file) => {
+    assert.deepEqual(shownVerdicts(renderHtml(await buildReport({ resultsFile: file }))), ['supported', 'supported', 'not supported']);
+  }, topWorse);
+});
 
 test('an empty results file gives a report that says "not enough data" and how to get results', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'healing-report-'));

@@ -15,6 +15,7 @@ import {
   writeSafetensors,
   type WriteTensor,
 } from '../src/io/safetensors';
+import { runTorch, torchMissing } from './helpers/torch';
 
 const PYTHON = '/usr/bin/python3';
 const havePython = existsSync(PYTHON);
@@ -255,27 +256,45 @@ print(json.dumps(out))
   }
 });
 
-test('cross-check against a file written by torch/safetensors', async (t) => {
-  const probe = havePython ? spawnSync(PYTHON, ['-c', 'import torch, safetensors.torch'], { encoding: 'utf8' }) : undefined;
-  if (!probe || probe.status !== 0) {
-    // The parity fixtures (written by PyTorch tooling) and the Python-struct files above stand in.
-    t.skip('torch/safetensors not installed for /usr/bin/python3');
-    return;
-  }
+test('cross-check against tensors from torch, written with a hand-built header (no safetensors package)', { skip: torchMissing() }, async () => {
+  // The safetensors layout: 8-byte little-endian header length, the JSON header (padded with spaces to a
+  // multiple of 8, as safetensors does), then each tensor's raw little-endian bytes at its data_offsets.
   const path = join(dir, 'torch.safetensors');
   const script = `
-import sys, torch, json
-from safetensors.torch import save_file
+import json, struct, sys, torch
+assert sys.byteorder == 'little'
 torch.manual_seed(0)
-t = {'w': torch.randn(3, 4), 'h': torch.randn(5).half(), 'b': torch.randn(6).bfloat16()}
-save_file(t, sys.argv[1])
-print(json.dumps({k: v.float().flatten().tolist() for k, v in t.items()}))
+t = {
+  'w': torch.randn(3, 4),
+  'wt': torch.randn(4, 2).t(),          # a transposed view: written in its row-major order
+  'h': torch.randn(5).half(),
+  'b': (torch.randn(6) * 1e3).bfloat16(),
+  'pos': torch.tensor([[0, 1, 2, 511, -3, 2 ** 40]], dtype=torch.int64),
+}
+dtypes = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.int64: 'I64'}
+def raw(v):
+    v = v.contiguous()
+    return (v.view(torch.int16) if v.dtype == torch.bfloat16 else v).numpy().tobytes()
+header, data = {'__metadata__': {'format': 'pt'}}, b''
+for name, v in t.items():
+    r = raw(v)
+    header[name] = {'dtype': dtypes[v.dtype], 'shape': list(v.shape), 'data_offsets': [len(data), len(data) + len(r)]}
+    data += r
+hj = json.dumps(header).encode()
+hj += b' ' * ((8 - len(hj) % 8) % 8)
+open(sys.argv[1], 'wb').write(struct.pack('<Q', len(hj)) + hj + data)
+print(json.dumps({k: {'shape': list(v.shape), 'values': (v if v.dtype == torch.int64 else v.float()).flatten().tolist()} for k, v in t.items()}))
 `;
-  const out = spawnSync(PYTHON, ['-c', script, path], { encoding: 'utf8' });
-  assert.equal(out.status, 0, out.stderr);
-  const expected = JSON.parse(out.stdout) as Record<string, number[]>;
+  const expected = runTorch<Record<string, { shape: number[]; values: number[] }>>(script, { args: [path] });
   const file = await readSafetensors(path);
-  for (const [name, values] of Object.entries(expected)) assert.deepEqual(Array.from(file.tensors.get(name)!.data), Array.from(Float32Array.from(values)));
+  assert.deepEqual(file.metadata, { format: 'pt' });
+  assert.deepEqual([...file.tensors.keys()].sort(), Object.keys(expected).sort());
+  for (const [name, e] of Object.entries(expected)) {
+    const t = file.tensors.get(name)!;
+    assert.deepEqual(t.shape, e.shape, name);
+    // Floats: torch's own float32 values of each tensor, bit for bit (F16 and BF16 widen exactly).
+    assert.deepEqual(Array.from(t.data), name === 'pos' ? e.values : Array.from(Float32Array.from(e.values)), name);
+  }
 });
 
 test('names filter reads only the requested tensors; header reader touches no data', async () => {
