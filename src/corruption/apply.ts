@@ -145,6 +145,11 @@ function corruptValues(values: Float32Array, info: ParamInfo, shape: number[], s
       }
       return;
     }
+    default: {
+      // A mode added to MODES without a case here would otherwise leave every tensor as it was.
+      const unhandled: never = spec.mode;
+      throw new Error(`corruption mode ${String(unhandled)} has no rule in src/corruption/apply.ts`);
+    }
   }
 }
 
