@@ -52,13 +52,19 @@ function plan(x: tf.TensorInfo, segmentIds: tf.TensorInfo, numSegments: number) 
   };
 }
 
-function cpuKernel(args: {
+interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
   backend: tf.KernelBackend;
   attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
+}
+
+function inputsOf(args: KernelArgs): { x: tf.TensorInfo; segmentIds: tf.TensorInfo; numSegments: number } {
   const { x, segmentIds } = args.inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
-  const numSegments = (args.attrs as unknown as tf.UnsortedSegmentSumAttrs).numSegments;
+  return { x, segmentIds, numSegments: (args.attrs as unknown as tf.UnsortedSegmentSumAttrs).numSegments };
+}
+
+function cpuKernel(args: KernelArgs): tf.TensorInfo {
+  const { x, segmentIds, numSegments } = inputsOf(args);
   const backend = args.backend as tf.KernelBackend & {
     makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
   };
@@ -74,13 +80,8 @@ function cpuKernel(args: {
   return backend.makeTensorInfo(outShape, dtype, out);
 }
 
-function wasmKernel(args: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: tf.KernelBackend;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
-  const { x, segmentIds } = args.inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
-  const numSegments = (args.attrs as unknown as tf.UnsortedSegmentSumAttrs).numSegments;
+function wasmKernel(args: KernelArgs): tf.TensorInfo {
+  const { x, segmentIds, numSegments } = inputsOf(args);
   const backend = args.backend as unknown as BackendWasm;
   const { outShape, rowSize, dtype } = plan(x, segmentIds, numSegments);
   // Views are taken after makeOutput: allocating may grow the wasm heap, which detaches older views.
