@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { initEngine } from '../backend/engine';
 import { corrupt, parseCorruptionSpec, MODES, COMPONENTS, DEFAULT_MODE, DEFAULT_NOISE_RATIO, DEFAULT_PARTIAL_FRACTION, type CorruptionReport } from '../corruption';
-import { resolveModelDir } from '../io/models';
+import { resolveModelDir, SHIPPED_MODEL_NAMES } from '../io/models';
 import { UserError } from '../errors';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint';
 import { checkOutputDir } from '../io/output-dir';
@@ -90,7 +90,7 @@ export function register(program: Command): void {
     .description(
       'corrupt encoder layers of a checkpoint and save the result; prints a table of touched tensors on stderr and the JSON report on stdout',
     )
-    .option('--model <dir>', 'checkpoint directory, hub repo id, or default/tiny (the shipped models)', 'default')
+    .option('--model <dir>', `checkpoint directory, hub repo id, or a shipped model (${SHIPPED_MODEL_NAMES})`, 'default')
     .requiredOption(
       '--layers <spec>',
       'layers to corrupt, 0 = bottom: bottom:K, top:K, bottom:F / top:F (fraction F in (0,1)), a list 0,3,5, all, none',

@@ -6,7 +6,7 @@ import { appendResult } from '../experiment/store';
 import { runExperimentDetailed } from '../experiment/run';
 import { UserError } from '../errors';
 import { int, num, printJson } from './options';
-import { resolveModelDir } from '../io/models';
+import { resolveModelDir, SHIPPED_MODEL_NAMES } from '../io/models';
 import { checkOutputDir, checkWritableFile } from '../io/output-dir';
 import { LEARNING_RATE_RULE, RECIPE_DEFAULTS as d } from '../train/recipe';
 import { dataDirDefaultText } from '../data/local';
@@ -28,7 +28,7 @@ export function register(program: Command): void {
   program
     .command('finetune')
     .description('fine-tune a (corrupted) model on a classification dataset and evaluate every epoch')
-    .option('--model <dir>', 'checkpoint directory, hub repo id, or default/tiny', 'default')
+    .option('--model <dir>', `checkpoint directory, hub repo id, or a shipped model (${SHIPPED_MODEL_NAMES})`, 'default')
     .option('--dataset <name>', 'a registry dataset (sst2, imdb, ag_news, emotion, dbpedia_14, twitter_financial_news_topic)')
     .option('--train <file>', 'your own training JSONL ({"text","label"} per line)')
     .option('--eval <file>', 'your own evaluation JSONL')

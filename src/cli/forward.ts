@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { initEngine } from '../backend/engine';
 import { jsonErrorText, UserError } from '../errors';
 import { loadCheckpoint } from '../io/checkpoint';
-import { resolveModelDir } from '../io/models';
+import { resolveModelDir, SHIPPED_MODEL_NAMES } from '../io/models';
 import { forward } from '../model/heads';
 import { disposeParams } from '../model/names';
 
@@ -48,7 +48,7 @@ export function register(program: Command): void {
   program
     .command('forward')
     .description('run a checkpoint on token ids and write hidden states, pooler output and logits (eval mode)')
-    .option('--model <dir>', 'checkpoint directory, hub repo id, or default/tiny', 'default')
+    .option('--model <dir>', `checkpoint directory, hub repo id, or a shipped model (${SHIPPED_MODEL_NAMES})`, 'default')
     .requiredOption('--input <file>', 'JSON with input_ids, attention_mask[, token_type_ids]')
     .option('--output <file>', 'write the JSON here instead of stdout')
     .action(async (o) => {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport, writeReport } from '../analysis/report';
+import { SHIPPED_MODEL_NAMES } from '../io/models';
 import { ensureResults, modelDepth } from '../analysis/study';
 import { UserError } from '../errors';
 import { prepareDatasets } from '../data/availability';
@@ -37,7 +38,7 @@ export function register(program: Command): void {
         'report.html and report.md (with PNG figures when Chromium is there) into --out',
     )
     .option('--preset <name>', `${PRESET_NAMES.join(' | ')}`, 'quick')
-    .option('--model <model>', '"default", "tiny", a checkpoint directory or a hub repo id', 'default')
+    .option('--model <model>', `a shipped model (${SHIPPED_MODEL_NAMES}), a checkpoint directory or a hub repo id`, 'default')
     .option('--results <file>', 'result store (default: data/results/results.jsonl for paper, <out>/results.jsonl otherwise)')
     .option('--out <dir>', 'where the reports go (default runs/<preset>/)')
     .option('--workers <n>', 'worker processes (default: number of cores)')

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors';
-import { resolveModelDir } from '../io/models';
+import { resolveModelDir, SHIPPED_MODEL_NAMES } from '../io/models';
 import { parseConfig } from '../model/config';
 import { Claims, claimsDir, DEFAULT_LEASE_MS } from '../experiment/claims';
 import { expandGrid, planGrid, runGrid, shardOf } from '../experiment/grid';
@@ -124,7 +124,7 @@ export function register(program: Command): void {
     )
     .option('--grid <file>', 'grid JSON: { model, datasets, corruptions, seeds, recipe } (a cross product) or { experiments: [spec, ...] }')
     .option('--preset <name>', `a built-in grid: ${PRESET_NAMES.join(' | ')}`)
-    .option('--model <model>', 'model for a preset: "default", "tiny", a checkpoint directory or a hub repo id', 'default')
+    .option('--model <model>', `model for a preset: a shipped model (${SHIPPED_MODEL_NAMES}), a checkpoint directory or a hub repo id`, 'default')
     .option('--num-layers <n>', "encoder depth for a preset's bottom/top-K corruptions (default: read from the model's config.json)")
     .option('--datasets <a,b>', 'only these datasets (a preset runs them instead of its own list)')
     .option(
@@ -151,6 +151,9 @@ export function register(program: Command): void {
       options.results = resultsFileFor(options, shard, command.getOptionValueSource('results') !== 'default');
       if (shard) process.stderr.write(`run: shard ${shard.index} of ${shard.count} (${shard.source}), results in ${options.results}\n`);
       const leaseMs = claimLeaseMs(options.claimLease);
+      // Before the datasets are prepared (a fetch can take minutes) and before the first run: an
+      // unwritable store would lose a finished run. A dry run only reads it.
+      if (!options.dryRun) await checkWritableFile(options.results, '--results');
       const specs = await selectSpecs(options, shard);
       // Names the registry does not know fail here, --dry-run included, not in a worker after the grid has
       // started (the row schema stays open: a store may hold rows of datasets this version does not ship).
@@ -189,8 +192,6 @@ export function register(program: Command): void {
         return;
       }
 
-      // Before the first run, not after it: an unwritable store would lose a finished run.
-      await checkWritableFile(options.results, '--results');
       const summary = await runGrid(specs, { workers, resultsFile: options.results, runnerModule: options.runner, claimLeaseMs: leaseMs });
       const { failures, ...counts } = summary;
       const where = shard ? { shard: { index: shard.index, count: shard.count } } : {};

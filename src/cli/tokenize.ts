@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { resolveModelDir } from '../io/models';
+import { resolveModelDir, SHIPPED_MODEL_NAMES } from '../io/models';
 import { loadTokenizer } from '../tokenizer/tokenizer';
 
 function positiveInt(value: string): number {
@@ -17,7 +17,7 @@ export function register(program: Command): void {
   program
     .command('tokenize')
     .description("tokenize texts with a checkpoint's tokenizer; prints one JSON object per text")
-    .option('--model <dir>', 'directory with tokenizer.json or vocab.txt (+ tokenizer_config.json), a hub repo id, or default/tiny', 'default')
+    .option('--model <dir>', `directory with tokenizer.json or vocab.txt (+ tokenizer_config.json), a hub repo id, or a shipped model (${SHIPPED_MODEL_NAMES})`, 'default')
     .option('--max-length <n>', 'truncate to this many tokens, specials included (longest_first for pairs)', positiveInt)
     .option('--pair <text>', 'second segment (token type 1) encoded with every text')
     .argument('<text...>', 'texts to tokenize')

@@ -17,6 +17,9 @@ export const SHIPPED_MODELS = {
 
 export type ShippedModel = keyof typeof SHIPPED_MODELS;
 
+/** The shipped models' names as --model help texts list them. */
+export const SHIPPED_MODEL_NAMES = Object.keys(SHIPPED_MODELS).join(' / ');
+
 export const MODELS_DIR = fileURLToPath(new URL('../../data/models/', import.meta.url));
 
 export function shippedModelDir(name: ShippedModel): string {
