@@ -10,6 +10,7 @@ import { resolveModelDir, SHIPPED_MODEL_NAMES } from '../io/models';
 import { checkOutputDir, checkWritableFile } from '../io/output-dir';
 import { LEARNING_RATE_RULE, RECIPE_DEFAULTS as d } from '../train/recipe';
 import { dataDirDefaultText } from '../data/local';
+import { COMPONENTS, DEFAULT_MODE, MODES } from '../corruption/spec';
 
 /** Recipe flags shared by finetune and the spec they build; absent flags keep the spec defaults. */
 function recipeFrom(o: Record<string, string | undefined>): ExperimentSpecInput['recipe'] {
@@ -38,8 +39,8 @@ export function register(program: Command): void {
     .option('--eval-size <n>', 'stratified subsample of the evaluation split')
     .option('--max-length <n>', 'truncate to this many tokens', '128')
     .option('--corrupt <layers>', 'corrupt these layers first: bottom:K, top:K, 0,3,5, or a fraction')
-    .option('--components <list>', 'with --corrupt: all (default), attention, ffn, layernorm, embeddings, pooler')
-    .option('--mode <mode>', 'with --corrupt: reinit (default), noise, zero, partial')
+    .option('--components <list>', `with --corrupt, comma-separated: ${COMPONENTS.join(', ')} (default all)`)
+    .option('--mode <mode>', `with --corrupt: ${MODES.join(' | ')} (default ${DEFAULT_MODE})`)
     .option('--ratio <x>', 'with --mode noise: noise std relative to each tensor\'s std')
     .option('--fraction <x>', 'with --mode partial: share of entries re-initialised')
     .option('--from-scratch', 'same architecture with random weights (what pretraining is worth)')
