@@ -18,6 +18,8 @@ export interface OutputDirCheck {
   /** Directories the command reads (the model), by flag: never replaced. */
   inputs?: Array<{ flag: string; dir: string }>;
   force?: boolean;
+  /** How the caller says "replace it", for the refusal (default "pass --force"; the API says "overwrite: true"). */
+  forceHint?: string;
 }
 
 async function real(path: string): Promise<string> {
@@ -86,7 +88,7 @@ export async function checkOutputDir(target: string, check: OutputDirCheck): Pro
   }
   if (kind === 'other') throw new UserError(`${check.flag} ${target}: exists and is not a directory`);
   if (kind === 'dir' && !check.force && (await readdir(resolved)).length > 0) {
-    throw new UserError(`${check.flag} ${target}: already exists and is not empty (pass --force to replace it)`);
+    throw new UserError(`${check.flag} ${target}: already exists and is not empty (${check.forceHint ?? 'pass --force'} to replace it)`);
   }
   const ancestor = await existingAncestor(dirname(resolved));
   try {
