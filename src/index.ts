@@ -41,6 +41,15 @@ import type { DataFrame } from 'danfojs-node';
 export type { BatchEncoding, BertTokenizer, CorruptionComponent, CorruptionMode, CorruptionReport, EngineInfo, EpochRecord, EvalMetrics };
 export type { FineTuneProgress, HeadKind, LabeledData, LoadReport, MaskPrediction, ModelConfig, ParamMap, ResolvedRecipe, ResultRow };
 export { UserError, VERSION };
+// Types the exported ones refer to, so a consumer can name them (and the API reference links them).
+export type { CorruptionSpec, TensorStats, TouchedTensor } from './corruption';
+export type { Component, ParamRole } from './model/names';
+export type { NativeStatus } from './backend/engine';
+export type { Note, NoteKind, Verdict, EpochGapResult, F1Detail, F1Finding, RecoveryGroup, F2Detail, TrendLine, F3Detail, F3Finding, PairedResult } from './analysis/findings';
+export type { SafetensorsDtype } from './io/safetensors';
+export type { Encoding, SpecialTokenNames, TokenizerJson, TokenizerSettings, BatchEncodeOptions, EncodeOptions as TokenizerEncodeOptions } from './tokenizer/tokenizer';
+export type { LayerDrift } from './analysis/drift';
+
 /** The statistics the findings rest on (mean, bootstrap and t intervals, paired tests, Spearman, OLS). */
 export * as stats from './analysis/stats';
 /** Plotly figure specs of result frames (accuracy vs K, bottom vs top, learning curves, heat maps). */
