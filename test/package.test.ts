@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const npmMissing = spawnSync(npm, ['--version'], { encoding: 'utf8' }).status !== 0;
+// .ci/run's second pass (the wasm engine) sets this: the tarball does not depend on the engine.
+const skipped = process.env.HEALING_SKIP_PACK_TEST === '1';
 
 /** What a consumer adds to its package.json (README "Use it from your own notebook or script"). */
 const CONSUMER_OVERRIDES = {
@@ -21,7 +23,7 @@ const CONSUMER_OVERRIDES = {
   '@tensorflow/tfjs-node': 'npm:@tensorflow/tfjs@4.22.0',
 };
 
-test('the packed tarball installs into a fresh project and imports with plain node', { skip: npmMissing && 'npm is not on PATH: cannot pack', timeout: 300_000 }, () => {
+test('the packed tarball installs into a fresh project and imports with plain node', { skip: (npmMissing && 'npm is not on PATH: cannot pack') || (skipped && 'HEALING_SKIP_PACK_TEST=1 (tested once per CI run)'), timeout: 300_000 }, () => {
   const ours = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { overrides: Record<string, string>; name: string };
   // The consumer's overrides are the repository's own: if those change, the README and this test follow.
   assert.deepEqual(ours.overrides, CONSUMER_OVERRIDES);
