@@ -15,6 +15,7 @@ import { disposeParams } from '../src/model/names';
 import { makeTinyModel, sentimentExamples, writeJsonl } from './helpers/tiny-model';
 import { syntheticResults } from '../src/analysis/synthetic';
 import { findBrowser } from '../src/analysis/export';
+import { presetSpecs } from '../src/experiment/presets';
 
 await initEngine({ backend: 'wasm' });
 
@@ -316,7 +317,7 @@ test('healing reproduce: runs the quick preset, then reports it and the recorded
   const run = await healing(['reproduce', '--model', 'tiny', '--workers', '2', '--out', 'out'], { cwd: project, env });
   assert.equal(run.code, 0, run.stderr);
   const out = lastJson(run.stdout) as { ran: number; html: string; study?: { html: string; markdown: string; verdicts: Record<string, string> } };
-  assert.equal(out.ran, 6, 'the quick preset is 6 runs');
+  assert.equal(out.ran, presetSpecs('quick', { numLayers: 4 }).length, 'every run of the quick preset');
   assert.ok(existsSync(join(project, out.html)));
   assert.ok(out.study, 'the study report is written');
   assert.ok(existsSync(join(project, out.study.html)) && existsSync(join(project, out.study.markdown)));

@@ -4,7 +4,7 @@ import { UserError } from '../src/errors';
 import { HELDOUT_SPLIT } from '../src/data/sampling';
 import type { TrainEvalData } from '../src/data/dataset';
 import { sampleExperiment } from '../src/experiment/examples';
-import { COMPONENT_STUDY, FEW_SAMPLE_REINIT, presetSpecs, RECIPE_SEARCH } from '../src/experiment/presets';
+import { COMPONENT_STUDY, FEW_SAMPLE_REINIT, PAPER_DATASETS, PAPER_SEEDS, paperSeeds, presetSpecs, RECIPE_SEARCH } from '../src/experiment/presets';
 import { ExperimentSpecSchema } from '../src/experiment/spec';
 import { specHash } from '../src/experiment/hash';
 
@@ -75,4 +75,21 @@ test('the train-heldout split: a fixed part of the training split, disjoint from
     () => sampleExperiment(ExperimentSpecSchema.parse({ dataset: { name: 'sst2', trainSize: 380, evalSplit: HELDOUT_SPLIT, evalSize: 60 } }), d),
     (e: unknown) => e instanceof UserError && /train size 380/.test(e.message),
   );
+});
+
+test('paper: every dataset with the seeds fixed for it, each seed covering every corruption before the next seed', () => {
+  const specs = presetSpecs('paper', { numLayers: 6 });
+  const corruptions = 1 + 2 * 6;
+  const expected = PAPER_DATASETS.reduce((n, d) => n + corruptions * paperSeeds(d).length, 0);
+  assert.equal(specs.length, expected);
+  for (const dataset of PAPER_DATASETS) {
+    const own = specs.filter((s) => s.dataset.name === dataset);
+    assert.ok(paperSeeds(dataset).length >= 3, `${dataset}: at least 3 seeds`);
+    assert.deepEqual([...new Set(own.map((s) => s.seed))], [...paperSeeds(dataset)]);
+    // Seed-major: the first `corruptions` specs are all of seed 0, one per corruption.
+    const first = own.slice(0, corruptions);
+    assert.ok(first.every((s) => s.seed === paperSeeds(dataset)[0]));
+    assert.equal(new Set(first.map((s) => s.corruption?.layers ?? 'clean')).size, corruptions);
+  }
+  assert.deepEqual(paperSeeds('not-a-paper-dataset'), PAPER_SEEDS);
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { UserError } from '../src/errors';
 import { canonicalJson, specHash } from '../src/experiment/hash';
-import { PAPER_DATASETS, presetSpecs } from '../src/experiment/presets';
+import { PAPER_DATASETS, paperSeeds, presetSpecs, QUICK } from '../src/experiment/presets';
+import { RECIPE_DEFAULTS } from '../src/train/recipe';
 import { ExperimentSpecSchema, formatIssues, specLabel } from '../src/experiment/spec';
 
 test('a minimal spec gets the documented defaults', () => {
@@ -12,7 +13,7 @@ test('a minimal spec gets the documented defaults', () => {
   assert.equal(spec.dataset.maxLength, 128);
   assert.equal(spec.corruption, null);
   assert.deepEqual(spec.recipe, {
-    epochs: 3,
+    epochs: 6,
     batchSize: 32,
     gradientAccumulation: 1,
     warmupRatio: 0.1,
@@ -57,7 +58,7 @@ test('the hash is sha256 of the sorted-key JSON with defaults applied, first 16 
   // Written out by hand, independently of canonicalJson: every default present, keys sorted.
   const canonical =
     '{"corruption":null,"dataset":{"maxLength":128,"name":"sst2","trainSize":100},"fromScratch":false,"model":"default",' +
-    '"recipe":{"batchSize":32,"epochs":3,"evalBatchSize":64,"gradientAccumulation":1,"maxGradNorm":1,"warmupRatio":0.1,"weightDecay":0.01},' +
+    '"recipe":{"batchSize":32,"epochs":6,"evalBatchSize":64,"gradientAccumulation":1,"maxGradNorm":1,"warmupRatio":0.1,"weightDecay":0.01},' +
     '"seed":2}';
   const expected = createHash('sha256').update(canonical).digest('hex').slice(0, 16);
   assert.equal(specHash(spec), expected);
@@ -68,7 +69,7 @@ test('equal specs hash equal whatever the key order and whether defaults are spe
   const b = {
     seed: 1,
     fromScratch: false,
-    recipe: { weightDecay: 0.01, epochs: 3 },
+    recipe: { weightDecay: 0.01, epochs: 6 },
     corruption: { mode: 'reinit' as const, components: ['all' as const], layers: 'top:3' },
     model: 'default',
     dataset: { maxLength: 128, name: 'sst2' },
@@ -100,34 +101,36 @@ test('specLabel reads like the paper tables', () => {
   assert.equal(specLabel(clean), 'reviews clean seed 0');
 });
 
-test('the paper preset: clean + bottom-K + top-K for K = 1..L, 3 seeds, per dataset', () => {
+test('the paper preset: clean + bottom-K + top-K for K = 1..L, its seeds, per dataset', () => {
   const L = 4;
   const specs = presetSpecs('paper', { numLayers: L });
-  assert.equal(specs.length, PAPER_DATASETS.length * (1 + 2 * L) * 3);
+  assert.equal(specs.length, PAPER_DATASETS.reduce((n, d) => n + (1 + 2 * L) * paperSeeds(d).length, 0));
   assert.equal(new Set(specs.map((s) => specHash(s))).size, specs.length, 'no two specs share a hash');
   const sst2 = specs.filter((s) => s.dataset.name === 'sst2');
   const layers = new Set(sst2.map((s) => s.corruption?.layers ?? 'clean'));
   assert.deepEqual([...layers].sort(), ['bottom:1', 'bottom:2', 'bottom:3', 'bottom:4', 'clean', 'top:1', 'top:2', 'top:3', 'top:4']);
-  assert.deepEqual([...new Set(specs.map((s) => s.seed))].sort(), [0, 1, 2]);
-  assert.ok(specs.every((s) => s.recipe.epochs === 3 && s.model === 'default'));
+  assert.deepEqual([...new Set(specs.map((s) => s.seed))].sort(), [0, 1, 2, 3, 4]);
+  assert.ok(specs.every((s) => s.recipe.epochs === RECIPE_DEFAULTS.epochs && s.model === 'default'));
   const two = presetSpecs('paper', { numLayers: 2, datasets: ['imdb', 'emotion'], model: 'tiny' });
-  assert.equal(two.length, 2 * 5 * 3);
+  assert.equal(two.length, 5 * (paperSeeds('imdb').length + paperSeeds('emotion').length));
   assert.deepEqual([...new Set(two.map((s) => s.dataset.name))], ['imdb', 'emotion']);
   assert.ok(two.every((s) => s.model === 'tiny'));
 });
 
-test('the quick preset: sst2, small subsets, one epoch, clean vs bottom:1 vs top:1, two seeds', () => {
+test('the quick preset: sst2, clean vs bottom:K vs top:K at half the depth, three seeds, its sizes from QUICK', () => {
   const specs = presetSpecs('quick', { numLayers: 6 });
-  assert.equal(specs.length, 6);
-  assert.deepEqual(specs.map((s) => s.corruption?.layers ?? null), [null, null, 'bottom:1', 'bottom:1', 'top:1', 'top:1']);
-  assert.deepEqual(specs.map((s) => s.seed), [0, 1, 0, 1, 0, 1]);
+  assert.equal(specs.length, 9);
+  assert.deepEqual(specs.map((s) => s.corruption?.layers ?? null), [null, 'bottom:3', 'top:3', null, 'bottom:3', 'top:3', null, 'bottom:3', 'top:3']);
+  assert.deepEqual(specs.map((s) => s.seed), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
   for (const s of specs) {
     assert.equal(s.dataset.name, 'sst2');
-    assert.equal(s.dataset.trainSize, 256);
-    assert.equal(s.dataset.evalSize, 200);
-    assert.equal(s.dataset.maxLength, 64);
-    assert.equal(s.recipe.epochs, 1);
+    assert.equal(s.dataset.trainSize, QUICK.trainSize);
+    assert.equal(s.dataset.evalSize, QUICK.evalSize);
+    assert.equal(s.dataset.maxLength, QUICK.maxLength);
+    assert.equal(s.recipe.epochs, QUICK.epochs);
   }
+  assert.deepEqual(presetSpecs('quick', { numLayers: 4 }).map((s) => s.corruption?.layers ?? null).slice(0, 3), [null, 'bottom:2', 'top:2']);
+  assert.deepEqual(presetSpecs('quick', { numLayers: 1 }).map((s) => s.corruption?.layers ?? null).slice(0, 3), [null, 'bottom:1', 'top:1']);
 });
 
 test('presets reject an unknown name and a bad depth', () => {

@@ -10,6 +10,7 @@ import { accuracyVsK, bottomVsTopFigure, recoveryBars, type Figure } from './fig
 import { allFindings, cleanBaselines, selectRows, staleRows, type BaselineDetail, type EpochGapResult, type Finding, type Note, type Verdict } from './findings';
 import { resultsFrame } from './frames';
 import { provenanceStamp, stampText, type ProvenanceStamp } from './study';
+import { RECIPE_SUMMARY } from '../train/recipe';
 
 /**
  * The report a user hands to a colleague: the setup (models, datasets, recipe, where we differ from
@@ -68,12 +69,12 @@ export const CHOICES_VS_PAPER: Table = [
   {
     aspect: 'Fine-tuning recipe',
     paper: 'unpublished',
-    ours: 'AdamW (weight decay 0.01), peak learning rate 1e-4 up to hidden size 512 (2e-5 above), 3 epochs, batch 32, 10 % warmup then linear decay, gradient clipping 1.0, max length 128',
+    ours: `${RECIPE_SUMMARY}, max length 128`,
   },
   {
     aspect: 'Statistics',
     paper: 'single numbers per setting',
-    ours: '3 seeds per setting; 95 % t intervals over seeds; bottom vs top paired by dataset, K and seed (paired t-test, Cohen\'s dz)',
+    ours: '3 or 5 seeds per setting (5 where a run costs under 2 minutes); 95 % t intervals over seeds; bottom vs top paired by dataset, K and seed (paired t-test, Cohen\'s dz)',
   },
 ];
 
