@@ -18,6 +18,8 @@ import {
 import { ExperimentSpecSchema, type ExperimentSpec, type ResultRow } from '../src/experiment/spec';
 import { appendResult, DEFAULT_RESULTS_FILE, readResults } from '../src/experiment/store';
 import { shippedModelDir } from '../src/io/models';
+import type { ModelConfig } from '../src/model/config';
+import { defaultLearningRate } from '../src/train/recipe';
 import { exited, startRun, type Exit } from './helpers/cli-process';
 import { fakeRow, fakeRunRow } from './helpers/fake-runner';
 import { tempDirs } from './helpers/tmpdirs';
@@ -59,6 +61,9 @@ function specsFor(model: string, n = 2): ExperimentSpec[] {
 }
 
 /** Grid options with the engine's numerics fixed on both sides (the parent's plan, the worker's rows). */
+/** The rate the learning-rate rule gives the test models (hidden 128): whatever the rule is today. */
+const RULE_RATE = defaultLearningRate({ hiddenSize: 128 } as ModelConfig);
+
 function gridOptions(resultsFile: string, numerics: string, workerNumerics = numerics) {
   return {
     workers: 1,
@@ -75,7 +80,7 @@ test('each of spec, model fingerprint, resolved recipe and numerics changes the 
   const [spec] = specsFor(dir, 1);
   const id = await createIdentityResolver({ numerics: 'tfjs-1' })(spec);
   assert.equal(id.modelFingerprint, await modelFingerprint(dir));
-  assert.equal(id.recipe.learningRate, 1e-4, 'the learning rate the spec leaves open is resolved from the model (hidden 128)');
+  assert.equal(id.recipe.learningRate, RULE_RATE, 'the learning rate the spec leaves open is resolved from the model (hidden 128)');
   assert.equal(id.numerics, 'tfjs-1');
   const hash = identityHash(id);
   assert.match(hash, /^[0-9a-f]{16}$/);
@@ -89,7 +94,7 @@ test('each of spec, model fingerprint, resolved recipe and numerics changes the 
   const hashes = variants.map(identityHash);
   assert.equal(new Set([hash, ...hashes]).size, 5, 'every change gives another identity');
   assert.deepEqual(identityChanges(id, variants[3]), ['numerics tfjs-1 -> native-1']);
-  assert.deepEqual(identityChanges(id, variants[2]), ['recipe learningRate 0.0001 -> 0.0003']);
+  assert.deepEqual(identityChanges(id, variants[2]), [`recipe learningRate ${RULE_RATE} -> 0.0003`]);
 
   // A row records how the run executed (a memory cap, fields of newer runners) beside its recipe.
   const row = await fakeRunRow(spec, createIdentityResolver({ numerics: 'tfjs-1' }));
@@ -188,12 +193,12 @@ test('runGrid: a changed resolved recipe reruns; the same recipe is skipped', as
   const plan = await planGrid([changed, same], readResults(results).rows, resolve);
   assert.deepEqual(plan.done.map((p) => p.spec.seed), [same.seed]);
   assert.deepEqual(plan.pending.map((p) => p.spec.seed), [changed.seed]);
-  assert.deepEqual(plan.pending[0].changes, ['recipe learningRate 0.0003 -> 0.0001']);
+  assert.deepEqual(plan.pending[0].changes, [`recipe learningRate 0.0003 -> ${RULE_RATE}`]);
 
   const summary = await runGrid([changed, same], gridOptions(results, 'tfjs-1'));
   assert.deepEqual({ ran: summary.ran, skipped: summary.skipped, failed: summary.failed }, { ran: 1, skipped: 1, failed: 0 });
   const rows = readResults(results).rows;
-  assert.deepEqual(rows.map((r) => r.recipe.learningRate), [3e-4, 1e-4, 1e-4]);
+  assert.deepEqual(rows.map((r) => r.recipe.learningRate), [3e-4, RULE_RATE, RULE_RATE]);
 });
 
 test('runGrid: another engine numerics reruns; each engine then finds its own runs done', async () => {
