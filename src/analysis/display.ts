@@ -45,6 +45,7 @@ function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
 }
 
+/** Text made safe inside HTML (for {@link showHtml}): & < > " escaped. */
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
@@ -75,8 +76,25 @@ function figureTitle(figure: Figure): string {
   return typeof title === 'string' ? title : title?.text ?? 'figure';
 }
 
+/** What {@link show} draws: a plotly figure, or a table (a danfojs frame or plain records). */
+export type Showable = Figure | dfd.DataFrame | ReadonlyArray<Record<string, unknown>>;
+
+function isFigure(item: Showable): item is Figure {
+  const candidate = item as Partial<Figure>;
+  return !Array.isArray(item) && Array.isArray(candidate.data) && typeof candidate.layout === 'object' && candidate.layout !== null;
+}
+
+/**
+ * Shows a figure (plotly.js is inlined on the first one of the kernel) or a table (a danfojs frame or
+ * plain records, as {@link showTable}) in the notebook; outside tslab prints a one-line summary or the table.
+ */
+export function show(item: Showable, options: { height?: number; maxRows?: number } = {}): void {
+  if (isFigure(item)) showFigure(item, options);
+  else showTable(item, options);
+}
+
 /** Shows a figure in the notebook (inlining plotly.js on the first call of the kernel). */
-export function show(figure: Figure, options: { height?: number } = {}): void {
+export function showFigure(figure: Figure, options: { height?: number } = {}): void {
   if (!inNotebook()) {
     console.log(`[figure] ${figureTitle(figure)} (${figure.data.length} trace(s))`);
     return;
