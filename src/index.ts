@@ -10,6 +10,8 @@
  *
  * @packageDocumentation
  */
+import { availableParallelism } from 'node:os';
+import { resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine, type EngineInfo } from './backend/engine';
 import { maxBatchTokens } from './backend/memory';
@@ -21,6 +23,9 @@ import { encodeSplit } from './experiment/run';
 import { readResults, storeWarning } from './experiment/store';
 import type { ResultRow } from './experiment/spec';
 import { allFindings } from './analysis/findings';
+import { loadStudy, type NotebookParameters } from './analysis/study';
+import { PAPER_EVAL_SIZE, PAPER_TRAIN_SIZE } from './experiment/presets';
+import type { ExperimentSpec } from './experiment/spec';
 import { resultsFrame } from './analysis/frames';
 import { checkOutputDir } from './io/output-dir';
 import { checkTokenizerFits, loadCheckpoint, saveCheckpoint, type LoadReport } from './io/checkpoint';
@@ -39,6 +44,7 @@ import { VERSION } from './version';
 import type { DataFrame } from 'danfojs-node';
 
 export type { BatchEncoding, BertTokenizer, CorruptionComponent, CorruptionMode, CorruptionReport, EngineInfo, EpochRecord, EvalMetrics };
+export type { ExperimentSpec, NotebookParameters };
 export type { FineTuneProgress, HeadKind, LabeledData, LoadReport, MaskPrediction, ModelConfig, ParamMap, ResolvedRecipe, ResultRow };
 export { UserError, VERSION };
 // Types the exported ones refer to, so a consumer can name them (and the API reference links them).
@@ -49,13 +55,28 @@ export type { Note, NoteKind, Verdict, EpochGapResult, F1Detail, F1Finding, Reco
 export type { SafetensorsDtype } from './io/safetensors';
 export type { Encoding, SpecialTokenNames, TokenizerJson, TokenizerSettings, BatchEncodeOptions, EncodeOptions as TokenizerEncodeOptions } from './tokenizer/tokenizer';
 export type { LayerDrift } from './analysis/drift';
+export type { BaselineDetail } from './analysis/findings';
+export type { Pooling } from './analysis/hidden';
+export type { ProbeResult } from './analysis/probes';
+export type { RowWithRecovery } from './experiment/recovery';
 
 /** The statistics the findings rest on (mean, bootstrap and t intervals, paired tests, Spearman, OLS). */
 export * as stats from './analysis/stats';
 /** Plotly figure specs of result frames (accuracy vs K, bottom vs top, learning curves, heat maps). */
 export * as figures from './analysis/figures';
-export { show, showTable, showHtml } from './analysis/display';
-export { limitsOfHealing, moreCorruptionHurtsMore, bottomVsTop, verdictLine, type Finding, type FindingOptions } from './analysis/findings';
+export { show, showFigure, showTable, showHtml, escapeHtml, resetDisplay, type Showable } from './analysis/display';
+export { limitsOfHealing, moreCorruptionHurtsMore, bottomVsTop, cleanBaselines, verdictLine, type Finding, type FindingOptions } from './analysis/findings';
+/** Result rows as danfojs frames, and their summaries over seeds (resultsFrame, aggregateOverSeeds, pairedComparison, frameOf). */
+export * as frames from './analysis/frames';
+/** What corruption does before any fine-tuning, read off the masked-LM head and CKA (notebook 02). */
+export * as damage from './analysis/damage';
+/** Layer anatomy (notebook 06): single-layer effects, healed vs clean layer by layer, weight drift, linear probes. */
+export * as anatomy from './analysis/anatomy';
+/** The study's report as self-contained HTML or Markdown (`healing report`): buildReport, writeReport and its figures. */
+export * as report from './analysis/report';
+export { notebookParameters, modelDepth, provenanceStamp, stampText, type ProvenanceStamp } from './analysis/study';
+export { syntheticResults, type SyntheticOptions } from './analysis/synthetic';
+export { linearCKA } from './analysis/cka';
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
@@ -459,7 +480,15 @@ export async function evaluate(model: Model, data: string | readonly Example[] |
   return { ...metrics, examples: labeled.labels.length };
 }
 
-async function loadDatasetSplit(name: string, options: EvaluateOptions): Promise<LabeledData> {
+/**
+ * One split of a registry dataset (`'sst2'`, `'ag_news'`, ..., fetched on first use): its texts, labels and
+ * label names. Default: the dataset's evaluation split.
+ */
+export async function datasetSplit(name: string, options: { split?: string; dataDir?: string } = {}): Promise<LabeledData> {
+  return loadDatasetSplit(name, options);
+}
+
+async function loadDatasetSplit(name: string, options: { split?: string; dataDir?: string }): Promise<LabeledData> {
   const split = options.split ?? datasetEntry(name).evalSplit;
   return (await loadDataset({ name, evalSplit: split, dataDir: options.dataDir })).eval;
 }
@@ -488,4 +517,169 @@ export function findings(rows: readonly ResultRow[], options: Parameters<typeof 
 /** The engine TensorFlow.js runs on (starting it if needed): backend, native kernels, threads. */
 export function engine(): Promise<EngineInfo> {
   return initEngine();
+}
+
+/** Where {@link study} records its runs unless told otherwise: this file in the caller's working directory. */
+export const STUDY_RESULTS_FILE = 'healing-results.jsonl';
+
+/** Options of {@link study}. */
+export interface StudyOptions {
+  /** The model every run starts from: `'default'`, `'tiny'`, a checkpoint directory or a hub id (each worker loads it by name). */
+  model: string;
+  /** Registry datasets (`'sst2'`, `'ag_news'`, ...; fetched on first use). */
+  datasets: readonly string[];
+  /**
+   * One run per dataset and seed for each: a layer spec (`'bottom:2'`, `'top:1'`, `'0,3'`, as {@link Model.corrupt}
+   * takes) or `null` for the clean run. Default: the paper's grid, clean plus bottom:K and top:K for K = 1..L.
+   */
+  corruptions?: ReadonlyArray<string | null>;
+  /** With the default corruptions: which K (default every K from 1 to the model's depth). */
+  ks?: number[];
+  seeds: readonly number[];
+  /**
+   * The result store, a .jsonl file (default {@link STUDY_RESULTS_FILE} in `process.cwd()`); runs already
+   * recorded there are not run again, and each finished run is appended at once, so an interrupted
+   * study loses nothing. The default is refused inside node_modules/: pass a path of yours.
+   */
+  results?: string;
+  /** Recipe fields of every run (default: the project's recipe, README "The fine-tuning recipe"). */
+  recipe?: Recipe;
+  /** Stratified subsample sizes of each dataset's training and evaluation splits (default: the paper preset's, 2,000 and 1,000). */
+  trainSize?: number;
+  evalSize?: number;
+  /** Tokens per example including [CLS]/[SEP] (default 128). */
+  maxLength?: number;
+  /** Run what the store lacks (default true); false only reads, and the result lists what is missing. */
+  runMissing?: boolean;
+  /** Worker processes (default: every core), each with its own TensorFlow.js engine. */
+  workers?: number;
+  /** Called as runs start, progress, finish or fail; without it, one line per finished run is printed. */
+  onProgress?: (event: StudyProgress) => void;
+}
+
+/** One event of {@link study}: a run started, stepped, finished (with its row) or failed. */
+export interface StudyProgress {
+  type: 'start' | 'progress' | 'result' | 'failure';
+  /** The run, e.g. `sst2[128/100] bottom:1 seed 0`. */
+  label: string;
+  /** Runs finished (or failed for good) so far in this call, and how many this call runs. */
+  done: number;
+  total: number;
+  /** With 'progress': the fine-tuning step and the run's step count. */
+  step?: number;
+  totalSteps?: number;
+  /** With 'result': the recorded row. */
+  row?: ResultRow;
+  /** With 'failure': why. */
+  error?: string;
+}
+
+/** What {@link study} returns. */
+export interface StudyResult {
+  /** One row per run asked for that the store holds, in the order datasets x corruptions x seeds. */
+  rows: ResultRow[];
+  /** The rows as a danfojs DataFrame (as {@link results} gives), with recovery against the clean run. */
+  frame: DataFrame;
+  /** The absolute path of the result store. */
+  results: string;
+  /** Runs asked for, already recorded before this call, and run by it. */
+  total: number;
+  recorded: number;
+  ran: number;
+  failed: number;
+  /** Runs still not in the store (not run, failed, or interrupted). */
+  missing: ExperimentSpec[];
+  /** One sentence: how many are recorded, run, missing. */
+  message: string;
+}
+
+/** A notebook's parameters ({@link notebookParameters}) as {@link study} takes them, with the corruptions to run. */
+export type NotebookStudy = NotebookParameters & Pick<StudyOptions, 'corruptions' | 'onProgress'>;
+
+function fromNotebook(p: NotebookStudy): StudyOptions {
+  return {
+    model: p.model,
+    datasets: p.datasets,
+    corruptions: p.corruptions,
+    ks: p.ks === 'all' ? undefined : p.ks,
+    seeds: p.seeds,
+    results: p.resultsFile,
+    recipe: { epochs: p.epochs },
+    trainSize: p.trainSize,
+    evalSize: p.evalSize,
+    maxLength: p.maxLength,
+    runMissing: p.runMissing,
+    workers: p.workers,
+    onProgress: p.onProgress,
+  };
+}
+
+function defaultStudyResults(): string {
+  const file = resolve(process.cwd(), STUDY_RESULTS_FILE);
+  if (file.split(sep).includes('node_modules')) {
+    throw new UserError(`study: the working directory ${process.cwd()} is inside node_modules/; pass results: 'path/of/yours.jsonl'`);
+  }
+  return file;
+}
+
+/**
+ * Runs a grid of experiments through the resumable grid `healing run` uses: per dataset, corruption and
+ * seed, the model is corrupted, fine-tuned and evaluated in worker processes, and each run's row is
+ * appended to the result store. Runs already recorded there (same spec, model weights, recipe and engine
+ * numerics) are skipped, so calling it again costs nothing and a killed study resumes. No tensors are
+ * made in the calling process.
+ *
+ * A notebook passes its parameters as they are: `await study(P)` or `await study({ ...P, corruptions: [null] })`
+ * with `P = notebookParameters()`.
+ *
+ * ```ts
+ * const { rows, frame } = await study({ model: 'tiny', datasets: ['sst2'], corruptions: [null, 'bottom:1', 'top:1'], seeds: [0, 1], recipe: { epochs: 2 } });
+ * show(figures.accuracyVsK(frame));
+ * ```
+ */
+export async function study(options: StudyOptions | NotebookStudy): Promise<StudyResult> {
+  if ('resultsFile' in options) return study(fromNotebook(options));
+  const file = options.results === undefined ? defaultStudyResults() : resolve(options.results);
+  const params: NotebookParameters = {
+    quick: false,
+    model: options.model,
+    datasets: [...options.datasets],
+    seeds: [...options.seeds],
+    ks: options.ks ?? 'all',
+    trainSize: options.trainSize ?? PAPER_TRAIN_SIZE,
+    evalSize: options.evalSize ?? PAPER_EVAL_SIZE,
+    maxLength: options.maxLength ?? 128,
+    epochs: options.recipe?.epochs ?? RecipeSchema.parse({}).epochs,
+    resultsFile: file,
+    runMissing: options.runMissing ?? true,
+    workers: options.workers ?? availableParallelism(),
+  };
+  const onProgress = options.onProgress;
+  const outcome = await loadStudy(params, {
+    corruptions: options.corruptions,
+    recipe: options.recipe,
+    log: onProgress ? false : undefined,
+    onEvent: onProgress && ((event, counts) => {
+      onProgress({
+        type: event.type,
+        label: event.label,
+        done: counts.finished,
+        total: counts.pending,
+        ...(event.type === 'progress' ? { step: event.step, totalSteps: event.totalSteps } : {}),
+        ...(event.type === 'result' ? { row: event.row } : {}),
+        ...(event.type === 'failure' ? { error: event.error } : {}),
+      });
+    }),
+  });
+  return {
+    rows: outcome.rows,
+    frame: resultsFrame(outcome.rows),
+    results: file,
+    total: outcome.total,
+    recorded: outcome.recorded,
+    ran: outcome.ran,
+    failed: outcome.failed,
+    missing: outcome.missing,
+    message: outcome.message,
+  };
 }

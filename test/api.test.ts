@@ -2,11 +2,11 @@
 // entry point (src/index.ts), so anything it needs that the entry point lacks is a gap in the API.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { evaluate, figures, findings, fineTune, loadModel, results, stats, type Example, type Model } from '../src/index';
+import { evaluate, figures, findings, fineTune, loadModel, results, show, stats, study, STUDY_RESULTS_FILE, type Example, type Model, type StudyOptions, type StudyProgress } from '../src/index';
 
 const TEXT = 'the movie was [MASK] and the acting was great .';
 const temp = mkdtempSync(join(tmpdir(), 'healing-api-'));
@@ -163,6 +163,77 @@ test('results -> rows and a danfojs frame; findings; figures and stats', () => {
   for (const f of [f1, f2, f3]) assert.equal(typeof f.verdict, 'string');
   assert.equal(figures.accuracyVsK(frame).data.length > 0, true);
   assert.equal(stats.mean([1, 2, 3]), 2);
+});
+
+test('show: a figure draws, a frame or records make a table (outside tslab: one line, or console.table)', (t) => {
+  const logged: unknown[] = [];
+  const tables: unknown[] = [];
+  t.mock.method(console, 'log', (line: unknown) => logged.push(line));
+  t.mock.method(console, 'table', (rows: unknown) => tables.push(rows));
+  const { frame } = results(new URL('../data/results/results.jsonl', import.meta.url).pathname);
+  show(figures.accuracyVsK(frame));
+  show(frame, { maxRows: 3 });
+  show([{ a: 1 }, { a: 2 }]);
+  assert.equal(logged.length, 1);
+  assert.match(String(logged[0]), /^\[figure\] .*trace/);
+  assert.equal(tables.length, 2);
+  assert.equal((tables[0] as unknown[]).length, 3);
+  assert.deepEqual(tables[1], [{ a: 1 }, { a: 2 }]);
+});
+
+test('study: two tiny runs through the resumable grid; a second call runs nothing; no tensors here', { timeout: 900_000 }, async () => {
+  const count = tf.memory().numTensors;
+  const file = join(temp, 'study', 'runs.jsonl');
+  const options: StudyOptions = {
+    model: 'tiny',
+    datasets: ['sst2-sample'],
+    corruptions: [null, 'bottom:1'],
+    seeds: [0],
+    trainSize: 16,
+    evalSize: 8,
+    maxLength: 32,
+    recipe: { epochs: 1, batchSize: 8 },
+    workers: 1,
+    results: file,
+  };
+  const events: StudyProgress[] = [];
+  const first = await study({ ...options, onProgress: (e) => events.push(e) });
+  assert.equal(first.results, file);
+  assert.deepEqual([first.total, first.recorded, first.ran, first.failed, first.missing.length], [2, 0, 2, 0, 0]);
+  assert.deepEqual(first.rows.map((r) => r.spec.corruption?.layers ?? null), [null, 'bottom:1']);
+  assert.ok(first.rows.every((r) => r.spec.recipe.epochs === 1 && r.spec.recipe.batchSize === 8 && r.spec.dataset.trainSize === 16));
+  assert.ok(first.rows.every((r) => r.final.accuracy !== null && r.final.accuracy >= 0 && r.final.accuracy <= 1));
+  assert.deepEqual(events.filter((e) => e.type === 'result').map((e) => [e.done, e.total]), [[1, 2], [2, 2]]);
+  assert.ok(events.some((e) => e.type === 'progress' && e.step !== undefined && e.totalSteps === 2));
+  assert.equal(first.frame.shape[0], 2);
+  assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 2);
+
+  events.length = 0;
+  const second = await study({ ...options, onProgress: (e) => events.push(e) });
+  assert.deepEqual([second.total, second.recorded, second.ran, second.missing.length], [2, 2, 0, 0]);
+  assert.deepEqual(second.rows, first.rows);
+  assert.deepEqual(events, [], 'nothing ran');
+  assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 2, 'nothing appended');
+  assert.equal(tf.memory().numTensors, count);
+});
+
+test('study: the results file defaults to the working directory, and is refused inside node_modules', async (t) => {
+  t.mock.method(console, 'log', () => {});
+  const cwd = process.cwd();
+  const here = join(temp, 'project');
+  const inside = join(here, 'node_modules', 'healing-bert');
+  mkdirSync(inside, { recursive: true });
+  try {
+    process.chdir(here);
+    const dry = await study({ model: 'tiny', datasets: ['sst2-sample'], corruptions: [null], seeds: [0], runMissing: false });
+    assert.equal(dry.results, join(here, STUDY_RESULTS_FILE));
+    assert.deepEqual([dry.total, dry.ran, dry.missing.length], [1, 0, 1]);
+    assert.match(dry.message, /missing/);
+    process.chdir(inside);
+    await assert.rejects(study({ model: 'tiny', datasets: ['sst2-sample'], corruptions: [null], seeds: [0], runMissing: false }), /node_modules.*results:/);
+  } finally {
+    process.chdir(cwd);
+  }
 });
 
 test('no tensors leak from the one-line calls', () => {

@@ -2,17 +2,19 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import type { z } from 'zod';
 import { UserError } from '../errors';
-import { planGrid, runGrid, type GridPlan, type GridSummary } from '../experiment/grid';
+import { planGrid, runGrid, type GridEvent, type GridPlan, type GridSummary } from '../experiment/grid';
 import { specHash } from '../experiment/hash';
 import { createIdentityResolver, rowHash } from '../experiment/identity';
-import { PAPER_DATASETS, PAPER_EVAL_SIZE, PAPER_SEEDS, PAPER_TRAIN_SIZE } from '../experiment/presets';
+import { PAPER_DATASETS, PAPER_EVAL_SIZE, PAPER_SEEDS, PAPER_SEEDS_BY_DATASET, PAPER_TRAIN_SIZE } from '../experiment/presets';
 import { provenance } from '../experiment/provenance';
 import { modelFingerprint } from '../experiment/run';
 import { ExperimentSpecSchema, specLabel, type ExperimentSpec, type ResultRow } from '../experiment/spec';
 import { DEFAULT_RESULTS_FILE, readResults, storeWarning } from '../experiment/store';
 import { resolveModelDir } from '../io/models';
 import { parseConfig } from '../model/config';
+import { RECIPE_DEFAULTS, type RecipeSchema } from '../train/recipe';
 import { staleRows } from './findings';
 
 /**
@@ -21,6 +23,8 @@ import { staleRows } from './findings';
  * that says which code and which results a page was made from.
  */
 
+type RecipeInput = z.input<typeof RecipeSchema>;
+
 export interface NotebookParameters {
   /** HEALING_QUICK=1 (the default of scripts/notebooks.sh): small, fast, for CI. */
   quick: boolean;
@@ -28,6 +32,8 @@ export interface NotebookParameters {
   model: string;
   datasets: string[];
   seeds: number[];
+  /** Seeds of particular datasets, instead of `seeds` (full mode: the paper preset's, PAPER_SEEDS_BY_DATASET). */
+  seedsPerDataset?: Readonly<Record<string, readonly number[]>>;
   /** Corruption depths K for bottom:K / top:K; "all" = 1..L of the model. */
   ks: number[] | 'all';
   trainSize: number;
@@ -75,11 +81,12 @@ export function notebookParameters(overrides: Partial<NotebookParameters> = {}):
         model,
         datasets: [...PAPER_DATASETS],
         seeds: [...PAPER_SEEDS],
+        seedsPerDataset: PAPER_SEEDS_BY_DATASET,
         ks: 'all',
         trainSize: PAPER_TRAIN_SIZE,
         evalSize: PAPER_EVAL_SIZE,
         maxLength: 128,
-        epochs: 3,
+        epochs: RECIPE_DEFAULTS.epochs,
         resultsFile: DEFAULT_RESULTS_FILE,
         runMissing: false,
         workers: availableParallelism(),
@@ -97,6 +104,16 @@ export async function modelDepth(model: string): Promise<number> {
   return parseConfig(JSON.parse(readFileSync(file, 'utf8')), file).numLayers;
 }
 
+/** What studySpecs and loadStudy take besides the parameters. */
+export interface StudySpecOptions {
+  /** Layer specs to run ('bottom:2', '0,3'; null = the clean run); default: clean plus bottom:K and top:K for each K. */
+  corruptions?: ReadonlyArray<string | null>;
+  /** Recipe fields of every run (default: the recipe's defaults). */
+  recipe?: RecipeInput;
+  /** Epochs of every run (default: recipe.epochs, else params.epochs). */
+  epochs?: number;
+}
+
 /**
  * The experiments behind a notebook: per dataset and seed the clean run plus bottom:K and top:K for
  * each K (K = L is included: it is where bottom and top meet). With the full defaults these are
@@ -105,18 +122,18 @@ export async function modelDepth(model: string): Promise<number> {
 export function studySpecs(
   params: NotebookParameters,
   numLayers: number,
-  options: { corruptions?: Array<string | null>; epochs?: number } = {},
+  options: StudySpecOptions = {},
 ): ExperimentSpec[] {
   const ks = params.ks === 'all' ? Array.from({ length: numLayers }, (_, i) => i + 1) : params.ks.filter((k) => k <= numLayers);
   const corruptions = options.corruptions ?? [null, ...ks.flatMap((k) => [`bottom:${k}`, `top:${k}`])];
   return params.datasets.flatMap((name) =>
     corruptions.flatMap((layers) =>
-      params.seeds.map((seed) =>
+      (params.seedsPerDataset?.[name] ?? params.seeds).map((seed) =>
         ExperimentSpecSchema.parse({
           model: params.model,
           dataset: { name, trainSize: params.trainSize, evalSize: params.evalSize, maxLength: params.maxLength },
           corruption: layers === null ? null : { layers },
-          recipe: { epochs: options.epochs ?? params.epochs },
+          recipe: { ...options.recipe, epochs: options.epochs ?? options.recipe?.epochs ?? params.epochs },
           seed,
         }),
       ),
@@ -134,6 +151,8 @@ export interface EnsureOptions {
   progress?: boolean;
   /** Runner module for the grid (default src/experiment/run.ts; tests pass a stand-in). */
   runnerModule?: string;
+  /** Every event of the grid (start, progress, result, failure), with the runs finished so far of the `pending` this call runs. */
+  onEvent?: (event: GridEvent, counts: { finished: number; pending: number }) => void;
 }
 
 export interface EnsureOutcome {
@@ -229,6 +248,8 @@ export async function ensureResults(specs: readonly ExperimentSpec[], options: E
       runnerModule: options.runnerModule,
       identity,
       onEvent: (event) => {
+        const final = event.type === 'result' || (event.type === 'failure' && !event.retrying);
+        options.onEvent?.(event, { finished: finished + (final ? 1 : 0), pending: pending.length });
         if (event.type === 'result') {
           finished++;
           const acc = event.row.final.accuracy;
@@ -289,7 +310,7 @@ export async function ensureResults(specs: readonly ExperimentSpec[], options: E
  */
 export async function loadStudy(
   params: NotebookParameters,
-  options: { corruptions?: Array<string | null>; epochs?: number; log?: ((line: string) => void) | false } = {},
+  options: StudySpecOptions & Pick<EnsureOptions, 'log' | 'onEvent' | 'progress'> = {},
 ): Promise<EnsureOutcome & { specs: ExperimentSpec[] }> {
   let numLayers: number;
   try {
@@ -302,7 +323,7 @@ export async function loadStudy(
     return { specs: [], total: all.length, recorded: all.length, missing: [], ran: 0, failed: 0, failures: [], stale: staleRows(all).reduce((n, s) => n + s.stale.length, 0), rows: all, message };
   }
   const specs = studySpecs(params, numLayers, options);
-  const outcome = await ensureResults(specs, { resultsFile: params.resultsFile, workers: params.workers, runMissing: params.runMissing, log: options.log });
+  const outcome = await ensureResults(specs, { resultsFile: params.resultsFile, workers: params.workers, runMissing: params.runMissing, log: options.log, onEvent: options.onEvent, progress: options.progress });
   return { ...outcome, specs };
 }
 
