@@ -20,7 +20,7 @@ interface Cell {
 const text = (c: Cell) => (Array.isArray(c.source) ? c.source.join('') : c.source);
 
 test('the numbered notebooks of the study are all there', () => {
-  const expected = ['00-quickstart', '01-baselines', '02-damage', '03-more-corruption-hurts-more', '04-bottom-vs-top', '05-limits-of-healing', '06-layer-anatomy', '07-report', '09-beyond-the-paper'];
+  const expected = ['00-quickstart', '01-baselines', '02-damage', '03-more-corruption-hurts-more', '04-bottom-vs-top', '05-limits-of-healing', '06-layer-anatomy', '07-report', '08-ad-hoc', '09-beyond-the-paper'];
   for (const name of expected) assert.ok(notebooks.includes(`${name}.ipynb`), `missing ${name}.ipynb; found ${notebooks.join(', ')}`);
 });
 
