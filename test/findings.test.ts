@@ -225,3 +225,16 @@ test('when every dataset is left out as unlearned, the summary says why there is
     assert.match(finding.summary, /Left out because their clean model does not beat the majority class: mrpc\./);
   }
 });
+
+test('selectRows: the model\'s current fingerprint wins over the majority of its rows (a re-pretrained default)', () => {
+  const rows = syntheticResults();
+  const cut = Math.floor((rows.length * 2) / 3);
+  const marked = rows.map((r, i) => ({ ...r, modelFingerprint: i < cut ? 'aaaaaaaaaaaaaaaa' : 'bbbbbbbbbbbbbbbb' }));
+  const byMajority = selectRows(marked);
+  assert.ok(byMajority.rows.every((r) => (r as { modelFingerprint?: string }).modelFingerprint === 'aaaaaaaaaaaaaaaa'));
+  const byCurrent = selectRows(marked, { fingerprint: 'bbbbbbbbbbbbbbbb' });
+  assert.ok(byCurrent.rows.length > 0 && byCurrent.rows.length < byMajority.rows.length);
+  assert.ok(byCurrent.rows.every((r) => (r as { modelFingerprint?: string }).modelFingerprint === 'bbbbbbbbbbbbbbbb'));
+  assert.ok(byCurrent.notes.some((n) => /other weights than the model has now/.test(n.text)));
+  assert.equal(staleRows(marked, { [marked[0].spec.model]: 'bbbbbbbbbbbbbbbb' })[0].stale.length, cut);
+});

@@ -9,7 +9,7 @@ import { escapeHtml, figureHtml, tableHtml } from './display';
 import { accuracyVsK, bottomVsTopFigure, recoveryBars, type Figure } from './figures';
 import { allFindings, cleanBaselines, selectRows, staleRows, type BaselineDetail, type EpochGapResult, type Finding, type Note, type Verdict } from './findings';
 import { resultsFrame } from './frames';
-import { provenanceStamp, stampText, type ProvenanceStamp } from './study';
+import { currentFingerprint, provenanceStamp, stampText, type ProvenanceStamp } from './study';
 import { RECIPE_SUMMARY } from '../train/recipe';
 
 /**
@@ -203,7 +203,7 @@ export function baselineFigure(finding: Finding<BaselineDetail>): Figure {
 }
 
 /** Findings and their figures from result rows (pure apart from reading model cards). */
-export function reportSections(rows: readonly ResultRow[], options: { model?: string } = {}): { sections: ReportSection[]; model: string | undefined; notes: Note[] } {
+export function reportSections(rows: readonly ResultRow[], options: { model?: string; fingerprint?: string } = {}): { sections: ReportSection[]; model: string | undefined; notes: Note[] } {
   const selection = selectRows(rows, options);
   const frame = resultsFrame(selection.rows);
   const [f1, f2, f3] = allFindings(rows, options);
@@ -227,14 +227,23 @@ export async function buildReport(options: { resultsFile: string; model?: string
   if (outcome.rows.length === 0) {
     notes.push(`${options.resultsFile} holds no results yet: run \`healing run --preset paper\` (or \`npm start\` for the quick preset) first`);
   }
-  for (const s of staleRows(outcome.rows)) {
+  // The weights each model name points at now: a re-pretrained `default` must not be outvoted by
+  // the rows of its predecessor (they stay in the store, as what they ran).
+  const current: Record<string, string> = {};
+  for (const name of new Set(outcome.rows.map((r) => r.spec.model))) {
+    const f = await currentFingerprint(name);
+    if (f) current[name] = f;
+  }
+  for (const s of staleRows(outcome.rows, current)) {
     notes.push(
-      `${s.stale.length} stale row(s) of model "${s.model}" were made with other weights (fingerprints ${[...new Set(s.stale.map((x) => x.fingerprint))].join(', ')}; ` +
-        `majority ${s.fingerprint}); rerun them into a fresh results file`,
+      `${s.stale.length} row(s) of model "${s.model}" were made with other weights (fingerprints ${[...new Set(s.stale.map((x) => x.fingerprint))].join(', ')}; ` +
+        `${current[s.model] ? 'now' : 'majority'} ${s.fingerprint}) and are left out`,
     );
   }
-  const { sections, model, notes: selectionNotes } = reportSections(outcome.rows, options);
-  const selected = selectRows(outcome.rows, options).rows;
+  const chosenModel = options.model ?? selectRows(outcome.rows).model;
+  const selectOptions = { ...options, fingerprint: chosenModel ? current[chosenModel] : undefined };
+  const { sections, model, notes: selectionNotes } = reportSections(outcome.rows, selectOptions);
+  const selected = selectRows(outcome.rows, selectOptions).rows;
   return {
     title: options.title ?? 'Healing Powers of BERT: reproduction report',
     resultsFile: options.resultsFile,
@@ -245,7 +254,7 @@ export async function buildReport(options: { resultsFile: string; model?: string
       datasets: datasetsTable(selected),
       recipe: recipeTable(selected),
       choices: CHOICES_VS_PAPER,
-      baselines: cleanBaselines(outcome.rows, options),
+      baselines: cleanBaselines(outcome.rows, selectOptions),
     },
     sections,
     stamp: await provenanceStamp({ resultsFile: options.resultsFile, rows: outcome.rows }),

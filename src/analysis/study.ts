@@ -179,7 +179,7 @@ export interface EnsureOutcome {
 }
 
 /** The fingerprint of a spec's model as it is now, or undefined when the model is not here. */
-async function currentFingerprint(model: string): Promise<string | undefined> {
+export async function currentFingerprint(model: string): Promise<string | undefined> {
   try {
     return await modelFingerprint(await resolveModelDir(model));
   } catch {

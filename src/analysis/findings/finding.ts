@@ -57,6 +57,12 @@ export interface Finding<Detail> {
 export interface FindingOptions {
   /** Analyse this model's rows (spec.model); default: the model with the most rows. */
   model?: string;
+  /**
+   * The weights to analyse: the model's fingerprint as it is now (identity.modelFingerprint), so rows of
+   * weights a name pointed at before are left out even while they are the majority; default: the
+   * fingerprint most of the model's rows carry.
+   */
+  fingerprint?: string;
   /** Smallest accuracy effect worth a claim (default 0.01). */
   minEffect?: number;
   /** Significance level of the tests (default 0.05). */

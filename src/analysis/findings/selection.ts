@@ -5,7 +5,7 @@ import { datasetLabel, type ResultRow } from '../../experiment/spec';
 import type { FlatRow } from '../frames';
 import { Note } from './finding';
 
-/** Rows whose model fingerprint differs from the majority for the same model name. */
+/** Rows whose model fingerprint differs from the model's current one (given) or else the majority for the same model name. */
 export interface StaleRows {
   model: string;
   /** The fingerprint most rows of this model carry. */
@@ -31,7 +31,7 @@ function majority<T>(values: readonly T[]): T | undefined {
  * Stale results: a model name ("default") that pointed at other weights when some rows were made
  * (the shipped model was re-pretrained). Rows without a fingerprint (older runners) are not judged.
  */
-export function staleRows(rows: readonly ResultRow[]): StaleRows[] {
+export function staleRows(rows: readonly ResultRow[], current: Readonly<Record<string, string>> = {}): StaleRows[] {
   const byModel = new Map<string, ResultRow[]>();
   for (const row of rows) {
     if (!fingerprintOf(row)) continue;
@@ -41,7 +41,7 @@ export function staleRows(rows: readonly ResultRow[]): StaleRows[] {
   }
   const out: StaleRows[] = [];
   for (const [model, list] of byModel) {
-    const fingerprint = majority(list.map((r) => fingerprintOf(r)!))!;
+    const fingerprint = current[model] ?? majority(list.map((r) => fingerprintOf(r)!))!;
     const stale = list
       .filter((r) => fingerprintOf(r) !== fingerprint)
       .map((r) => ({ hash: r.hash, label: r.label, fingerprint: fingerprintOf(r)! }));
@@ -67,7 +67,7 @@ export interface Selection {
  * (subset sizes, max length, recipe). Mixing a quick run with a paper run of the same dataset would
  * average two different experiments, so the setting with the most runs wins and the rest are named.
  */
-export function selectRows(rows: readonly ResultRow[], options: { model?: string } = {}): Selection {
+export function selectRows(rows: readonly ResultRow[], options: { model?: string; fingerprint?: string } = {}): Selection {
   const notes: Note[] = [];
   const models = [...new Set(rows.map((r) => r.spec.model))];
   const model = options.model ?? majority(rows.map((r) => r.spec.model));
@@ -77,11 +77,11 @@ export function selectRows(rows: readonly ResultRow[], options: { model?: string
     notes.push(new Note('other model', `analysing model "${model}"; ${rows.filter((r) => r.spec.model !== model).length} row(s) of ${others.map((m) => `"${m}"`).join(', ')} left out`));
   }
   let chosen = rows.filter((r) => r.spec.model === model);
-  const stale = staleRows(chosen);
+  const stale = staleRows(chosen, options.fingerprint ? { [model]: options.fingerprint } : {});
   if (stale.length) {
     const staleHashes = new Set(stale.flatMap((s) => s.stale.map((x) => x.hash)));
     notes.push(
-      new Note('stale', `${staleHashes.size} stale row(s) of "${model}" left out: made with other weights than the majority (fingerprint ${stale[0].fingerprint})`),
+      new Note('stale', `${staleHashes.size} stale row(s) of "${model}" left out: made with other weights than ${options.fingerprint ? 'the model has now' : 'the majority'} (fingerprint ${stale[0].fingerprint})`),
     );
     chosen = chosen.filter((r) => !staleHashes.has(r.hash));
   }
