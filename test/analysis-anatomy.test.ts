@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { anatomyFindings, anatomySpec, healedVsClean, mostHarmfulLayers, rowsForSpecs, singleLayerEffects, singleLayerSweepSpecs } from '../src/analysis/anatomy';
 import { resultsFrame } from '../src/analysis/frames';
 import { specHash } from '../src/experiment/hash';
-import { presetSpecs } from '../src/experiment/presets';
+import { presetSpecs, QUICK } from '../src/experiment/presets';
 import { fakeRow } from './helpers/fake-runner';
 import { makeTinyModel } from './helpers/tiny-model';
 
@@ -16,7 +16,7 @@ const SHARED = process.env.HEALING_SHARED_DIR ?? fileURLToPath(new URL('../../sh
 const DATA_DIR = join(SHARED, 'data', 'datasets');
 
 test('singleLayerSweepSpecs: clean plus one run per layer "i", per dataset and seed; the clean run is the quick preset\'s', () => {
-  const settings = { model: 'tiny', trainSize: 256, evalSize: 200, maxLength: 64, epochs: 1 };
+  const settings = { model: 'tiny', trainSize: QUICK.trainSize, evalSize: QUICK.evalSize, maxLength: QUICK.maxLength, epochs: QUICK.epochs };
   const specs = singleLayerSweepSpecs({ ...settings, datasets: ['sst2', 'emotion'], numLayers: 4, seeds: [0, 1] });
   assert.equal(specs.length, 2 * (1 + 4) * 2);
   assert.deepEqual(
