@@ -23,7 +23,8 @@ import { encodeSplit } from './experiment/run';
 import { readResults, storeWarning } from './experiment/store';
 import type { ResultRow } from './experiment/spec';
 import { allFindings } from './analysis/findings';
-import { loadStudy, type NotebookParameters } from './analysis/study';
+import { loadStudy, studySpecs, type NotebookParameters } from './analysis/study';
+import { bagOfWordsBaselines, defaultBagOfWordsFile, summariseBagOfWords, type BagOfWordsRow, type BagOfWordsSummary } from './analysis/bag-of-words';
 import { PAPER_EVAL_SIZE, PAPER_TRAIN_SIZE } from './experiment/presets';
 import type { ExperimentSpec } from './experiment/spec';
 import { resultsFrame } from './analysis/frames';
@@ -55,7 +56,8 @@ export type { Note, NoteKind, Verdict, EpochGapResult, F1Detail, F1Finding, Reco
 export type { SafetensorsDtype } from './io/safetensors';
 export type { Encoding, SpecialTokenNames, TokenizerJson, TokenizerSettings, BatchEncodeOptions, EncodeOptions as TokenizerEncodeOptions } from './tokenizer/tokenizer';
 export type { LayerDrift } from './analysis/drift';
-export type { BaselineDetail } from './analysis/findings';
+export type { BaselineDetail, BaselineOptions, Reference } from './analysis/findings';
+export type { BagOfWordsRow, BagOfWordsSummary, Truncation } from './analysis/bag-of-words';
 export type { Pooling } from './analysis/hidden';
 export type { ProbeResult } from './analysis/probes';
 export type { RowWithRecovery } from './experiment/recovery';
@@ -535,6 +537,8 @@ export interface StudyOptions {
   corruptions?: ReadonlyArray<string | null>;
   /** With the default corruptions: which K (default every K from 1 to the model's depth). */
   ks?: number[];
+  /** Fine-tune the architecture from random weights instead of the pretrained ones (what pretraining is worth; use with `corruptions: [null]`). */
+  fromScratch?: boolean;
   seeds: readonly number[];
   /**
    * The result store, a .jsonl file (default {@link STUDY_RESULTS_FILE} in `process.cwd()`); runs already
@@ -594,13 +598,14 @@ export interface StudyResult {
 }
 
 /** A notebook's parameters ({@link notebookParameters}) as {@link study} takes them, with the corruptions to run. */
-export type NotebookStudy = NotebookParameters & Pick<StudyOptions, 'corruptions' | 'onProgress'>;
+export type NotebookStudy = NotebookParameters & Pick<StudyOptions, 'corruptions' | 'fromScratch' | 'onProgress'>;
 
 function fromNotebook(p: NotebookStudy): StudyOptions {
   return {
     model: p.model,
     datasets: p.datasets,
     corruptions: p.corruptions,
+    fromScratch: p.fromScratch,
     ks: p.ks === 'all' ? undefined : p.ks,
     seeds: p.seeds,
     results: p.resultsFile,
@@ -657,6 +662,7 @@ export async function study(options: StudyOptions | NotebookStudy): Promise<Stud
   const onProgress = options.onProgress;
   const outcome = await loadStudy(params, {
     corruptions: options.corruptions,
+    fromScratch: options.fromScratch,
     recipe: options.recipe,
     log: onProgress ? false : undefined,
     onEvent: onProgress && ((event, counts) => {
@@ -681,5 +687,89 @@ export async function study(options: StudyOptions | NotebookStudy): Promise<Stud
     failed: outcome.failed,
     missing: outcome.missing,
     message: outcome.message,
+  };
+}
+
+/** Options of {@link bagOfWords}: which clean settings to put a bag of words beside. */
+export interface BagOfWordsStudyOptions {
+  /** Whose tokenizer cuts each text to `maxLength` tokens, as the model sees it (a shipped name, checkpoint directory or hub id). */
+  model: string;
+  /** Registry datasets (`'sst2'`, `'imdb'`, ...). */
+  datasets: readonly string[];
+  /** One fit per dataset and seed; a seed draws the same stratified subsets as the model's run of that seed. */
+  seeds: readonly number[];
+  /** Subset sizes and max length (defaults as {@link study}: 2,000, 1,000 and 128). */
+  trainSize?: number;
+  evalSize?: number;
+  maxLength?: number;
+  /** Fit on whole texts instead of what the model sees (IMDB: reviews are longer than 128 tokens). */
+  fullText?: boolean;
+  /**
+   * The bag-of-words store, a .jsonl file (default bag-of-words.jsonl beside the study's default store, in
+   * `process.cwd()`); fits recorded there are read, new ones appended at once.
+   */
+  results?: string;
+  /** Fit what the store lacks (default true); false only reads, and `missing` lists the rest. */
+  runMissing?: boolean;
+}
+
+/** What {@link bagOfWords} returns. */
+export interface BagOfWordsResult {
+  /** One row per dataset and seed the store holds, in the order asked. */
+  rows: BagOfWordsRow[];
+  /** Per dataset: mean and spread over seeds, the majority class and the regularisation chosen. */
+  summary: BagOfWordsSummary[];
+  /** The absolute path of the store. */
+  results: string;
+  ran: number;
+  recorded: number;
+  missing: ExperimentSpec[];
+  /** What identifies the tokenizer that cut the texts (absent with fullText): pass it to {@link cleanBaselines}. */
+  tokenizerFingerprint?: string;
+}
+
+/**
+ * The reference for "learned": TF-IDF (word 1-2-grams) + logistic regression (scikit-learn, run by
+ * /usr/bin/python3 or HEALING_PYTHON) fitted on the same subsets and seeds as the clean runs, and scored on
+ * the same evaluation examples, each text cut to what the model sees. Resumable like {@link study}; `healing
+ * baseline` runs the same fits. Give the rows to {@link cleanBaselines} to see them next to the clean model.
+ *
+ * A notebook passes its parameters (`bagOfWords(P)`); the store is then bag-of-words.jsonl beside `P.resultsFile`.
+ *
+ * ```ts
+ * const bow = await bagOfWords({ model: 'default', datasets: ['sst2'], seeds: [0, 1, 2] });
+ * show(cleanBaselines(runs.rows, { model: 'default', bagOfWords: bow.rows, tokenizerFingerprint: bow.tokenizerFingerprint }).table);
+ * ```
+ */
+export async function bagOfWords(options: BagOfWordsStudyOptions | NotebookParameters): Promise<BagOfWordsResult> {
+  const fromParams = 'resultsFile' in options;
+  const params: NotebookParameters = fromParams
+    ? options
+    : {
+        quick: false,
+        model: options.model,
+        datasets: [...options.datasets],
+        seeds: [...options.seeds],
+        ks: 'all',
+        trainSize: options.trainSize ?? PAPER_TRAIN_SIZE,
+        evalSize: options.evalSize ?? PAPER_EVAL_SIZE,
+        maxLength: options.maxLength ?? 128,
+        epochs: RecipeSchema.parse({}).epochs,
+        resultsFile: defaultStudyResults(),
+        runMissing: options.runMissing ?? true,
+        workers: 1,
+      };
+  const file = resolve(fromParams ? defaultBagOfWordsFile(params.resultsFile) : (options.results ?? defaultBagOfWordsFile(params.resultsFile)));
+  const fullText = !fromParams && options.fullText === true;
+  const specs = studySpecs(params, 0, { corruptions: [null] });
+  const outcome = await bagOfWordsBaselines(specs, { results: file, model: params.model, fullText, runMissing: params.runMissing });
+  return {
+    rows: outcome.rows,
+    summary: summariseBagOfWords(outcome.rows),
+    results: file,
+    ran: outcome.ran,
+    recorded: outcome.skipped,
+    missing: outcome.missing as ExperimentSpec[],
+    ...(outcome.tokenizerFingerprint ? { tokenizerFingerprint: outcome.tokenizerFingerprint } : {}),
   };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initEngine } from '../src/backend/engine';
 import { UserError } from '../src/errors';
@@ -291,5 +291,31 @@ test('a missing interpreter, a missing scikit-learn and a failing script are nam
     });
   } finally {
     restore();
+  }
+});
+
+test('the API: bagOfWords(P) fits into bag-of-words.jsonl beside the notebook\'s results and then only reads', { skip: sklearnMissing }, async () => {
+  const { bagOfWords } = await import('../src');
+  const { notebookParameters } = await import('../src/analysis/study');
+  const { loadTruncatingTokenizer } = await import('../src/analysis/bag-of-words');
+  const dir = await datasetDir(sentimentExamples(120, 51), sentimentExamples(60, 52));
+  const resultsFile = join(temp(), 'study', 'results.jsonl');
+  const P = notebookParameters({ quick: true, model: tiny.dir, datasets: ['sst2'], seeds: [0, 1], trainSize: 60, evalSize: 40, maxLength: 8, resultsFile });
+  const before = process.env.HEALING_DATA_DIR;
+  process.env.HEALING_DATA_DIR = dir;
+  try {
+    const first = await bagOfWords(P);
+    assert.equal(first.results, join(dirname(resultsFile), 'bag-of-words.jsonl'));
+    assert.deepEqual([first.ran, first.recorded, first.missing.length], [2, 0, 0]);
+    assert.deepEqual(first.rows.map((r) => [r.seed, r.truncation.kind, r.trainSize, r.evalSize]), [[0, 'tokens', 60, 40], [1, 'tokens', 60, 40]]);
+    assert.equal(first.tokenizerFingerprint, (await loadTruncatingTokenizer(tiny.dir)).fingerprint);
+    assert.deepEqual(first.summary.map((s) => s.seeds), [[0, 1]]);
+    // A third seed with runMissing off: the two recorded are read, the new one is listed as missing.
+    const second = await bagOfWords({ ...P, seeds: [0, 1, 2], runMissing: false });
+    assert.deepEqual([second.ran, second.recorded, second.missing.map((s) => s.seed)], [0, 2, [2]]);
+    assert.deepEqual(second.rows, first.rows);
+  } finally {
+    if (before === undefined) delete process.env.HEALING_DATA_DIR;
+    else process.env.HEALING_DATA_DIR = before;
   }
 });

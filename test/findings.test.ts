@@ -15,6 +15,7 @@ import {
 import { syntheticResults } from '../src/analysis/synthetic';
 import { pairedTest, summarise } from '../src/analysis/stats';
 import type { ResultRow } from '../src/experiment/spec';
+import type { BagOfWordsRow } from '../src/analysis/bag-of-words';
 
 // Synthetic rows carry a planted truth: accuracy = clean - k * penalty(side) + seed noise (sd 0.005).
 const seeds = [0, 1, 2, 3, 4];
@@ -237,4 +238,64 @@ test('selectRows: the model\'s current fingerprint wins over the majority of its
   assert.ok(byCurrent.rows.every((r) => (r as { modelFingerprint?: string }).modelFingerprint === 'bbbbbbbbbbbbbbbb'));
   assert.ok(byCurrent.notes.some((n) => /other weights than the model has now/.test(n.text)));
   assert.equal(staleRows(marked, { [marked[0].spec.model]: 'bbbbbbbbbbbbbbbb' })[0].stale.length, cut);
+});
+
+test('clean baselines: the bag of words and the from-scratch runs stand beside the clean model, paired by seed', () => {
+  const rows = syntheticResults({ datasets: ['sst2'], ks: [1], seeds });
+  const clean = rows.filter((r) => r.spec.corruption === null);
+  const cleanAcc = new Map(clean.map((r) => [r.spec.seed, r.final.accuracy!]));
+  // From scratch: 20 + seed points below on seeds 0-3; seed 4's run used another recipe, so it is no reference.
+  const scratch: ResultRow[] = clean.map((r) => ({
+    ...r,
+    hash: `${r.hash.slice(0, 15)}f`,
+    spec: { ...r.spec, fromScratch: true, recipe: r.spec.seed === 4 ? { ...r.spec.recipe, epochs: 99 } : r.spec.recipe },
+    final: { ...r.final, accuracy: r.final.accuracy! - 0.2 - 0.01 * r.spec.seed },
+  }));
+  const spec = clean[0].spec;
+  const ours = 'a'.repeat(16);
+  const bow = (seed: number, accuracy: number, truncation: BagOfWordsRow['truncation']) =>
+    ({ dataset: 'sst2', trainSize: spec.dataset.trainSize, evalSize: spec.dataset.evalSize, seed, truncation, accuracy }) as unknown as BagOfWordsRow;
+  const cut = (tokenizer: string, maxLength = spec.dataset.maxLength) => ({ kind: 'tokens' as const, maxLength, maxTokens: maxLength - 2, model: spec.model, tokenizer });
+  const bagOfWords = [
+    bow(0, 0.8, cut(ours)),
+    bow(1, 0.82, cut(ours)),
+    bow(2, 0.81, cut(ours)),
+    bow(0, 0.99, cut('b'.repeat(16))), // another tokenizer under the same model name
+    bow(1, 0.99, cut(ours, 64)), // another max length
+    bow(0, 0.88, { kind: 'none' }),
+    bow(1, 0.86, { kind: 'none' }),
+  ];
+  const finding = cleanBaselines([...rows, ...scratch], { bagOfWords, tokenizerFingerprint: ours });
+  const d = finding.details[0];
+
+  assert.deepEqual(d.fromScratch!.seeds, [0, 1, 2, 3]);
+  close(d.fromScratch!.cleanMinus, 0.215, 1e-9, 'clean minus scratch');
+  const diffs = [0, 1, 2, 3].map((s) => 0.2 + 0.01 * s);
+  const [lo, hi] = pairedTest([0, 1, 2, 3].map((s) => cleanAcc.get(s)!), [0, 1, 2, 3].map((s) => cleanAcc.get(s)! - diffs[s])).ci95;
+  close(d.fromScratch!.lo, lo, 1e-12, 'scratch interval low');
+  close(d.fromScratch!.hi, hi, 1e-12, 'scratch interval high');
+  assert.ok(d.fromScratch!.lo > 0.19 && d.fromScratch!.hi < 0.24, `interval around 0.215: [${lo}, ${hi}]`);
+
+  assert.deepEqual(d.bagOfWords!.seeds, [0, 1, 2]);
+  close(d.bagOfWords!.accuracy, 0.81, 1e-12, 'bag of words: only our tokenizer at the study max length');
+  close(d.bagOfWords!.cleanMinus, [0, 1, 2].reduce((s, k) => s + cleanAcc.get(k)!, 0) / 3 - 0.81, 1e-12, 'clean minus bag of words');
+  assert.deepEqual(d.bagOfWordsFullText!.seeds, [0, 1]);
+  close(d.bagOfWordsFullText!.accuracy, 0.87, 1e-12, 'full text');
+
+  const row = finding.table[0] as Record<string, unknown>;
+  assert.equal(row['bag of words'], d.bagOfWords!.accuracy);
+  assert.match(String(row['clean - from scratch (points)']), /^21\.5 \[\d+\.\d, \d+\.\d\]$/);
+  assert.ok('bag of words, full text' in row);
+  assert.match(finding.summary, /Against a bag of words .* above \(95 % interval above 0\) on 1 of 1 dataset/);
+  assert.match(finding.summary, /from random weights, paired by seed: clean is above .*\(sst2 \+21\.5 points\)/);
+  assert.ok(!finding.notes.some((n) => /from-scratch/.test(n.text)), 'the references are not noted as left out');
+
+  // Without references the columns say so; without a tokenizer fingerprint the tokenizer with the most rows counts.
+  const bare = cleanBaselines(rows).table[0] as Record<string, unknown>;
+  assert.equal(bare['bag of words'], 'not run');
+  assert.equal(bare['from scratch'], 'not run');
+  assert.ok(!('bag of words, full text' in bare));
+  assert.deepEqual(cleanBaselines(rows, { bagOfWords }).details[0].bagOfWords!.seeds, [0, 1, 2]);
+  close(cleanBaselines(rows, { bagOfWords }).details[0].bagOfWords!.accuracy, 0.81, 1e-12, 'the majority tokenizer');
+  assert.equal(cleanBaselines(rows, { bagOfWords, tokenizerFingerprint: 'c'.repeat(16) }).details[0].bagOfWords, undefined);
 });

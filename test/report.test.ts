@@ -123,3 +123,37 @@ test('reproduce: the paper preset records into the project store, other presets 
   assert.deepEqual(reproducePaths({ preset: 'paper' }), { results: 'data/results/results.jsonl', out: join('runs', 'paper') });
   assert.deepEqual(reproducePaths({ preset: 'quick', out: '/tmp/x', results: 'r.jsonl' }), { results: 'r.jsonl', out: '/tmp/x' });
 });
+
+test('the report puts the bag of words and the from-scratch runs beside the clean model, and counts what it analyses', () => {
+  const template = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'data', 'results', 'bag-of-words.jsonl'), 'utf8').split('\n')[0]);
+  const clean = rows.filter((r) => r.spec.corruption === null && r.spec.dataset.name === 'sst2');
+  const scratch = clean.map((r) => ({ ...r, hash: `${r.hash.slice(0, 15)}f`, spec: { ...r.spec, fromScratch: true }, final: { ...r.final, accuracy: 0.6 } }));
+  const bow = clean.map((r, i) => ({
+    ...template,
+    key: `${i}`.padStart(16, '0'),
+    dataset: 'sst2',
+    trainSize: r.spec.dataset.trainSize,
+    evalSize: r.spec.dataset.evalSize,
+    seed: r.spec.seed,
+    truncation: { kind: 'tokens', maxLength: r.spec.dataset.maxLength, maxTokens: r.spec.dataset.maxLength - 2, model: r.spec.model, tokenizer: 'a'.repeat(16) },
+    accuracy: 0.7,
+  }));
+  return withResults(async (dir, file) => {
+    writeFileSync(join(dir, 'bag-of-words.jsonl'), bow.map((b) => JSON.stringify(b)).join('\n') + '\n');
+    const content = await buildReport({ resultsFile: file });
+    const sst2 = content.setup.baselines.table.find((t) => t.dataset === 'sst2') as Record<string, unknown>;
+    assert.ok(Math.abs(Number(sst2['bag of words']) - 0.7) < 1e-12, `bag of words ${sst2['bag of words']}`);
+    assert.ok(Math.abs(Number(sst2['from scratch']) - 0.6) < 1e-12, `from scratch ${sst2['from scratch']}`);
+    const emotion = content.setup.baselines.table.find((t) => t.dataset === 'emotion') as Record<string, unknown>;
+    assert.equal(emotion['bag of words'], 'not run');
+    const html = renderHtml(content);
+    assert.ok(html.includes('clean - bag of words (points)'));
+    // The from-scratch runs are in the store but not in F1-F3: the header says how many were analysed.
+    assert.equal(content.rowCount, rows.length + scratch.length);
+    assert.equal(content.analysedCount, rows.length);
+    assert.ok(html.includes(`${rows.length} of ${rows.length + scratch.length} runs analysed`));
+    // A named bag-of-words file that does not exist is a note, not a silent empty column.
+    const missing = await buildReport({ resultsFile: file, bagOfWordsFile: join(dir, 'nope.jsonl') });
+    assert.ok(missing.notes.some((n) => n.includes('nope.jsonl does not exist')), missing.notes.join('; '));
+  }, [...rows, ...scratch]);
+});

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import type { LabeledData, TrainEvalData } from '../data/dataset';
-import { appendLine, readJsonLines, type JsonLines } from '../io/jsonl';
+import { appendLine, readJsonLines, skippedLinesWarning, type JsonLines } from '../io/jsonl';
+import { createProgress } from '../progress';
 import { resolveModelDir } from '../io/models';
 import { runPythonScript } from '../io/python';
 import { loadTokenizer, type BertTokenizer } from '../tokenizer/tokenizer';
@@ -34,6 +36,11 @@ export const BAG_OF_WORDS_SCRIPT = fileURLToPath(new URL('../../scripts/bag_of_w
 export const BAG_OF_WORDS_METHOD = 'tfidf(word 1-2-grams, sublinear tf)+logreg(lbfgs), C in 1e-2..1e4 by 5-fold stratified CV on train';
 
 export const DEFAULT_BAG_OF_WORDS_RESULTS = 'data/results/bag-of-words.jsonl';
+
+/** The bag-of-words store that goes with a result store: bag-of-words.jsonl beside it (what the report and notebooks read). */
+export function defaultBagOfWordsFile(resultsFile: string): string {
+  return join(dirname(resultsFile), basename(DEFAULT_BAG_OF_WORDS_RESULTS));
+}
 
 /** The fields of an experiment spec the baseline depends on: a study spec can be passed as it is. */
 export type BaselineSpec = Pick<ExperimentSpec, 'model' | 'dataset' | 'seed'>;
@@ -345,4 +352,80 @@ export function summariseBagOfWords(rows: readonly BagOfWordsRow[]): BagOfWordsS
       majority: mean(sorted.map((r) => r.majority)),
     };
   });
+}
+
+/** What {@link bagOfWordsBaselines} takes. */
+export interface BagOfWordsRunOptions {
+  /** The JSONL store: recorded settings are read from it, new fits appended to it at once. */
+  results: string;
+  /** Whose tokenizer cuts the texts (every spec's model must be it); ignored with fullText. */
+  model: string;
+  fullText?: boolean;
+  dataDir?: string;
+  /** Fit what the store lacks (default true); false only reads, and `missing` lists the rest. */
+  runMissing?: boolean;
+  /** Draw a progress bar (default: when stderr is a terminal). */
+  progressBar?: boolean;
+  /** Where warnings go (default stderr), once each. */
+  warn?: (message: string) => void;
+}
+
+/** What {@link bagOfWordsBaselines} returns: one row per spec the store holds, in the specs' order. */
+export interface BagOfWordsRunResult {
+  rows: BagOfWordsRow[];
+  ran: number;
+  skipped: number;
+  missing: BaselineSpec[];
+  /** The fingerprint of the tokenizer that cut the texts (absent with fullText). */
+  tokenizerFingerprint?: string;
+}
+
+/**
+ * The bag of words for each spec, resumable like the grid: settings already in the store are read, the
+ * others fitted one by one (each appended before the next starts), one dataset in memory at a time.
+ */
+export async function bagOfWordsBaselines(specs: readonly BaselineSpec[], options: BagOfWordsRunOptions): Promise<BagOfWordsRunResult> {
+  const warned = new Set<string>();
+  const warn = (message: string) => {
+    if (warned.has(message)) return;
+    warned.add(message);
+    (options.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(message);
+  };
+  const other = specs.find((s) => s.model !== options.model);
+  if (other && !options.fullText) throw new UserError(`bag of words: spec model ${JSON.stringify(other.model)} but texts are cut by ${JSON.stringify(options.model)}'s tokenizer; use one model`);
+  const tokenizer = options.fullText ? undefined : await loadTruncatingTokenizer(options.model);
+  const recorded = readBagOfWordsRows(options.results);
+  const skippedWarning = skippedLinesWarning(options.results, recorded);
+  if (skippedWarning) warn(skippedWarning);
+  const byKey = new Map(recorded.rows.map((row) => [row.key, row]));
+  const keys = specs.map((spec) => baselineKey(spec, truncationOf(spec, tokenizer)));
+  const pending = specs.filter((_, i) => !byKey.has(keys[i]));
+  const toRun = options.runMissing === false ? [] : pending;
+  if (toRun.length > 0) await checkBagOfWordsPython();
+
+  const progress = createProgress({ label: 'bag-of-words', total: specs.length, unit: 'fits', fields: ['dataset', 'accuracy'], enabled: options.progressBar });
+  progress.update(specs.length - pending.length);
+  // Specs come grouped by dataset; IMDB's two splits are 50,000 reviews.
+  let loaded: { name: string; data: TrainEvalData } | undefined;
+  try {
+    for (const spec of toRun) {
+      const name = datasetLabel(spec.dataset);
+      if (loaded?.name !== name) loaded = { name, data: await loadExperimentData(spec, { dataDir: options.dataDir }) };
+      const { row, warnings } = await bagOfWordsBaseline(spec, { fullText: options.fullText, tokenizer, data: loaded.data });
+      for (const w of warnings) warn(w);
+      appendBagOfWordsRow(options.results, row);
+      byKey.set(row.key, row);
+      progress.increment(1, { dataset: name, accuracy: (100 * row.accuracy).toFixed(1) });
+    }
+  } finally {
+    progress.stop();
+  }
+  const rows = keys.map((key) => byKey.get(key)).filter((row): row is BagOfWordsRow => row !== undefined);
+  return {
+    rows,
+    ran: toRun.length,
+    skipped: specs.length - pending.length,
+    missing: specs.filter((_, i) => !byKey.has(keys[i])),
+    ...(tokenizer ? { tokenizerFingerprint: tokenizer.fingerprint } : {}),
+  };
 }

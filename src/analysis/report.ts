@@ -11,6 +11,8 @@ import { allFindings, cleanBaselines, selectRows, staleRows, type BaselineDetail
 import { resultsFrame } from './frames';
 import { currentFingerprint, provenanceStamp, stampText, type ProvenanceStamp } from './study';
 import { RECIPE_SUMMARY } from '../train/recipe';
+import { skippedLinesWarning } from '../io/jsonl';
+import { defaultBagOfWordsFile, loadTruncatingTokenizer, readBagOfWordsRows } from './bag-of-words';
 
 /**
  * The report a user hands to a colleague: the setup (models, datasets, recipe, where we differ from
@@ -38,6 +40,8 @@ export interface ReportContent {
   resultsFile: string;
   /** Rows in the results file (before selection). */
   rowCount: number;
+  /** Rows the findings analyse (one model, its current weights, one setting per dataset). */
+  analysedCount: number;
   model: string | undefined;
   setup: { models: Table; datasets: Table; recipe: Table; choices: Table; baselines: Finding<unknown> };
   sections: ReportSection[];
@@ -97,12 +101,16 @@ function localModelDir(model: string): string | undefined {
   return existsSync(join(model, 'config.json')) ? model : undefined;
 }
 
-function modelsTable(rows: readonly ResultRow[]): Table {
+function modelsTable(rows: readonly ResultRow[], current: Readonly<Record<string, string>>): Table {
   const names = [...new Set(rows.map((r) => r.spec.model))];
+  const fingerprintOf = (r: ResultRow) => (r as { modelFingerprint?: string }).modelFingerprint ?? 'unrecorded';
   return names.map((model) => {
-    const own = rows.filter((r) => r.spec.model === model);
-    const fingerprints = [...new Set(own.map((r) => (r as { modelFingerprint?: string }).modelFingerprint ?? 'unrecorded'))];
-    const entry: Record<string, string | number> = { model, runs: own.length, fingerprint: fingerprints.join(', ') };
+    const all = rows.filter((r) => r.spec.model === model);
+    // The card describes the weights the name points at now; rows of earlier weights are counted apart.
+    const own = current[model] ? all.filter((r) => fingerprintOf(r) === current[model]) : all;
+    const fingerprints = [...new Set(own.map(fingerprintOf))];
+    const entry: Record<string, string | number> = { model, runs: own.length, fingerprint: fingerprints.join(', ') || current[model] };
+    if (own.length < all.length) entry['runs of other weights (left out)'] = all.length - own.length;
     const dir = localModelDir(model);
     const card = dir && existsSync(join(dir, 'README.md')) ? modelCardFacts(readFileSync(join(dir, 'README.md'), 'utf8')) : undefined;
     if (!dir || !existsSync(join(dir, 'config.json'))) entry.card = 'model not available here';
@@ -177,7 +185,25 @@ export function gapByEpochFigure(result: EpochGapResult): Figure {
   };
 }
 
-/** Clean accuracy per dataset (mean over seeds, 95 % interval) next to the majority-class baseline. */
+const REFERENCE_TRACES: Array<{ key: 'bagOfWords' | 'bagOfWordsFullText' | 'fromScratch'; name: string; symbol: string }> = [
+  { key: 'bagOfWords', name: 'bag of words, same examples (TF-IDF + logistic regression)', symbol: 'diamond' },
+  { key: 'bagOfWordsFullText', name: 'bag of words on whole texts', symbol: 'diamond-open' },
+  { key: 'fromScratch', name: 'same architecture from random weights', symbol: 'x' },
+];
+
+/** One marker trace per reference point some dataset has (none when nothing was recorded). */
+function referenceTraces(d: readonly BaselineDetail[]): Figure['data'] {
+  return REFERENCE_TRACES.filter(({ key }) => d.some((x) => x[key])).map(({ key, name, symbol }) => ({
+    type: 'scatter',
+    mode: 'markers',
+    name,
+    x: d.map((x) => x.dataset),
+    y: d.map((x) => x[key]?.accuracy ?? null),
+    marker: { symbol, size: 12 },
+  }));
+}
+
+/** Clean accuracy per dataset (mean over seeds, 95 % interval) next to the majority class, and the bag of words and from-scratch runs where recorded. */
 export function baselineFigure(finding: Finding<BaselineDetail>): Figure {
   const d = finding.details;
   return {
@@ -190,9 +216,10 @@ export function baselineFigure(finding: Finding<BaselineDetail>): Figure {
         error_y: { type: 'data', symmetric: false, array: d.map((x) => x.hi - x.accuracy), arrayminus: d.map((x) => x.accuracy - x.lo), visible: true },
       },
       { type: 'scatter', mode: 'markers', name: 'majority class', x: d.map((x) => x.dataset), y: d.map((x) => x.majority), marker: { symbol: 'line-ew-open', size: 40, line: { width: 3 } } },
+      ...referenceTraces(d),
     ],
     layout: {
-      title: { text: 'Clean baselines: accuracy after fine-tuning vs the majority class' },
+      title: { text: d.some((x) => x.bagOfWords || x.fromScratch) ? 'Clean baselines: fine-tuned vs bag of words, from scratch and the majority class' : 'Clean baselines: accuracy after fine-tuning vs the majority class' },
       xaxis: { title: { text: 'Dataset' } },
       yaxis: { title: { text: 'Accuracy' }, range: [0, 1] },
       template: 'plotly_white',
@@ -218,8 +245,8 @@ export function reportSections(rows: readonly ResultRow[], options: { model?: st
   };
 }
 
-/** Everything the report says, from a results file. */
-export async function buildReport(options: { resultsFile: string; model?: string; title?: string }): Promise<ReportContent> {
+/** Everything the report says, from a results file (and the bag-of-words rows beside it, when there are). */
+export async function buildReport(options: { resultsFile: string; model?: string; title?: string; bagOfWordsFile?: string }): Promise<ReportContent> {
   const outcome = readResults(options.resultsFile);
   const notes: string[] = [];
   const warning = storeWarning(options.resultsFile, outcome);
@@ -244,23 +271,36 @@ export async function buildReport(options: { resultsFile: string; model?: string
   const selectOptions = { ...options, fingerprint: chosenModel ? current[chosenModel] : undefined };
   const { sections, model, notes: selectionNotes } = reportSections(outcome.rows, selectOptions);
   const selected = selectRows(outcome.rows, selectOptions).rows;
+  const bagOfWordsFile = options.bagOfWordsFile ?? defaultBagOfWordsFile(options.resultsFile);
+  const bagOfWords = readBagOfWordsRows(bagOfWordsFile);
+  const bowWarning = skippedLinesWarning(bagOfWordsFile, bagOfWords);
+  if (bowWarning) notes.push(bowWarning);
+  if (options.bagOfWordsFile !== undefined && !existsSync(bagOfWordsFile)) notes.push(`${bagOfWordsFile} does not exist: no bag-of-words baseline (\`healing baseline\` records one)`);
+  // Rows cut by another tokenizer (an earlier model under the same name) are another baseline.
+  const tokenizerFingerprint = model && localModelDir(model) ? (await loadTruncatingTokenizer(model)).fingerprint : undefined;
   return {
     title: options.title ?? 'Healing Powers of BERT: reproduction report',
     resultsFile: options.resultsFile,
     rowCount: outcome.rows.length,
+    analysedCount: selected.length,
     model,
     setup: {
-      models: modelsTable(outcome.rows),
+      models: modelsTable(outcome.rows, current),
       datasets: datasetsTable(selected),
       recipe: recipeTable(selected),
       choices: CHOICES_VS_PAPER,
-      baselines: cleanBaselines(outcome.rows, selectOptions),
+      baselines: cleanBaselines(outcome.rows, { ...selectOptions, bagOfWords: bagOfWords.rows, tokenizerFingerprint }),
     },
     sections,
     stamp: await provenanceStamp({ resultsFile: options.resultsFile, rows: outcome.rows }),
     // Stale rows have their own note above, with the fingerprints and what to do.
     notes: [...notes, ...selectionNotes.filter((n) => n.kind !== 'stale').map((n) => n.text)],
   };
+}
+
+/** "144 runs" or "66 of 144 runs analysed" when the findings leave some out (their notes say why). */
+function runsPhrase(content: ReportContent): string {
+  return content.analysedCount === content.rowCount ? `${content.rowCount} runs` : `${content.analysedCount} of ${content.rowCount} runs analysed`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,7 +377,7 @@ ${finding.notes.length ? `<ul class="notes">${finding.notes.map((n) => `<li>${es
 <h1>${escapeHtml(content.title)}</h1>
 <p>Han, Zhang, Simion (2024), <i>Healing Powers of BERT: How Task-Specific Fine-Tuning Recovers Corrupted Language Models</i>,
 reproduced with healing-bert ${escapeHtml(content.stamp.packageVersion)} from <code>${escapeHtml(content.resultsFile)}</code>
-(${content.rowCount} runs${content.model ? `; model <code>${escapeHtml(content.model)}</code>` : ''}). Verdicts are computed from the results, not typed in.</p>
+(${runsPhrase(content)}${content.model ? `; model <code>${escapeHtml(content.model)}</code>` : ''}). Verdicts are computed from the results, not typed in.</p>
 <nav><a href="#setup">Setup</a><a href="#f1">F1</a><a href="#f2">F2</a><a href="#f3">F3</a><a href="#provenance">Provenance</a></nav>
 <table class="healing-table"><thead><tr><th>finding</th><th>verdict</th></tr></thead><tbody>
 ${content.sections.map((s) => `<tr><td><a href="#${s.id}">${escapeHtml(s.finding.title)}</a></td><td>${verdictBadge(s.finding.verdict)}</td></tr>`).join('\n')}
@@ -393,7 +433,7 @@ export function renderMarkdown(content: ReportContent, figurePaths?: Record<stri
   out.push(`# ${content.title}\n`);
   out.push(
     `Han, Zhang, Simion (2024), *Healing Powers of BERT*, reproduced with healing-bert ${content.stamp.packageVersion} from ` +
-      `\`${content.resultsFile}\` (${content.rowCount} runs${content.model ? `; model \`${content.model}\`` : ''}). Verdicts are computed from the results.\n`,
+      `\`${content.resultsFile}\` (${runsPhrase(content)}${content.model ? `; model \`${content.model}\`` : ''}). Verdicts are computed from the results.\n`,
   );
   out.push(markdownTable(content.sections.map((s) => ({ finding: s.finding.title, verdict: s.finding.verdict }))));
   if (!figurePaths) out.push('> Figures were not exported (no Chromium found: install chromium or set HEALING_CHROMIUM); the HTML report has them.\n');

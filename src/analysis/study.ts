@@ -112,6 +112,8 @@ export interface StudySpecOptions {
   recipe?: RecipeInput;
   /** Epochs of every run (default: recipe.epochs, else params.epochs). */
   epochs?: number;
+  /** Fine-tune the model's architecture from random weights instead (the reference for what pretraining is worth). */
+  fromScratch?: boolean;
 }
 
 /**
@@ -135,6 +137,7 @@ export function studySpecs(
           corruption: layers === null ? null : { layers },
           recipe: { ...options.recipe, epochs: options.epochs ?? options.recipe?.epochs ?? params.epochs },
           seed,
+          ...(options.fromScratch ? { fromScratch: true } : {}),
         }),
       ),
     ),

@@ -1,26 +1,10 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors';
 import { datasetEntry } from '../data/registry';
-import type { TrainEvalData } from '../data/dataset';
 import { checkWritableFile } from '../io/output-dir';
-import { skippedLinesWarning } from '../io/jsonl';
-import { createProgress } from '../progress';
-import { loadExperimentData } from '../experiment/examples';
 import { PAPER_DATASETS, PAPER_EVAL_SIZE, PAPER_SEEDS, PAPER_TRAIN_SIZE } from '../experiment/presets';
 import { DatasetSpecSchema, ExperimentSpecSchema, type ExperimentSpec } from '../experiment/spec';
-import {
-  appendBagOfWordsRow,
-  bagOfWordsBaseline,
-  baselineKey,
-  checkBagOfWordsPython,
-  DEFAULT_BAG_OF_WORDS_RESULTS,
-  loadTruncatingTokenizer,
-  readBagOfWordsRows,
-  summariseBagOfWords,
-  truncationOf,
-  type BagOfWordsRow,
-  type BagOfWordsSummary,
-} from '../analysis/bag-of-words';
+import { bagOfWordsBaselines, DEFAULT_BAG_OF_WORDS_RESULTS, summariseBagOfWords, type BagOfWordsSummary } from '../analysis/bag-of-words';
 import { pct } from '../analysis/stats';
 import { int, printJson } from './options';
 import { dataDirDefaultText } from '../data/local';
@@ -93,38 +77,7 @@ export async function runBaselines(o: BaselineOptions): Promise<BaselinesOutcome
   const specs: ExperimentSpec[] = datasets.flatMap((name) =>
     seeds.map((seed) => ExperimentSpecSchema.parse({ model: o.model, dataset: { name, trainSize, evalSize, maxLength }, seed })),
   );
-  const tokenizer = o.fullText ? undefined : await loadTruncatingTokenizer(o.model);
-  const recorded = readBagOfWordsRows(results);
-  const warning = skippedLinesWarning(results, recorded);
-  if (warning) process.stderr.write(`warning: ${warning}\n`);
-  const byKey = new Map(recorded.rows.map((row) => [row.key, row]));
-  const keys = specs.map((spec) => baselineKey(spec, truncationOf(spec, tokenizer)));
-  const pending = specs.filter((_, i) => !byKey.has(keys[i]));
-  if (pending.length > 0) await checkBagOfWordsPython();
-
-  const progress = createProgress({ label: 'bag-of-words', total: specs.length, unit: 'fits', fields: ['dataset', 'accuracy'] });
-  progress.update(specs.length - pending.length);
-  // One dataset in memory at a time (IMDB's two splits are 50,000 reviews); specs come grouped by dataset.
-  let loaded: { name: string; data: TrainEvalData } | undefined;
-  const warned = new Set<string>();
-  try {
-    for (const spec of pending) {
-      const name = spec.dataset.name!;
-      if (loaded?.name !== name) loaded = { name, data: await loadExperimentData(spec, { dataDir: o.dataDir }) };
-      const { row, warnings } = await bagOfWordsBaseline(spec, { fullText: o.fullText, tokenizer, data: loaded.data });
-      for (const w of warnings) {
-        if (!warned.has(w)) process.stderr.write(`warning: ${w}\n`);
-        warned.add(w);
-      }
-      appendBagOfWordsRow(results, row);
-      byKey.set(row.key, row);
-      progress.increment(1, { dataset: name, accuracy: pct(row.accuracy) });
-    }
-  } finally {
-    progress.stop();
-  }
-
-  const rows = keys.map((key) => byKey.get(key)).filter((row): row is BagOfWordsRow => row !== undefined);
+  const { rows, ran, skipped } = await bagOfWordsBaselines(specs, { results, model: o.model, fullText: o.fullText, dataDir: o.dataDir });
   const summary = summariseBagOfWords(rows);
   for (const s of summary) {
     process.stderr.write(
@@ -132,5 +85,5 @@ export async function runBaselines(o: BaselineOptions): Promise<BaselinesOutcome
         `macro-F1 ${pct(s.macroF1.mean)} %, majority class ${pct(s.majority)} %, C ${s.C.join(', ')}\n`,
     );
   }
-  return { results: o.results, ran: pending.length, skipped: specs.length - pending.length, summary };
+  return { results: o.results, ran, skipped, summary };
 }

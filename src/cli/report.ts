@@ -13,6 +13,7 @@ interface ReportOptions {
   out?: string;
   format?: string;
   model?: string;
+  bagOfWords?: string;
 }
 
 /** --format wins; else the --out extension; else HTML. */
@@ -37,9 +38,10 @@ export function register(program: Command): void {
     .option('--out <file>', 'output file (default report.html, or report.md with --format md)')
     .option('--format <format>', `${FORMATS.join(' | ')} (default: from the --out extension, else html)`)
     .option('--model <name>', 'analyse this model\'s runs (default: the model with the most runs)')
+    .option('--bag-of-words <file>', 'bag-of-words rows (`healing baseline`) shown next to the clean model (default: bag-of-words.jsonl beside --results)')
     .action(async (options: ReportOptions) => {
       const { out, format } = reportTarget(options);
-      const content = await buildReport({ resultsFile: options.results, model: options.model });
+      const content = await buildReport({ resultsFile: options.results, model: options.model, bagOfWordsFile: options.bagOfWords });
       if (content.rowCount === 0) process.stderr.write(`warning: ${options.results} holds no results; the report says "not enough data"\n`);
       const written = await writeReport(content, { out, format });
       process.stderr.write(`wrote ${written.out}${written.figures && written.figures.length ? ` and ${written.figures.length} figure(s)` : ''}\n`);

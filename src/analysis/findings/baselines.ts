@@ -1,6 +1,8 @@
+import { canonicalJson } from '../../experiment/hash';
 import { datasetLabel, type ResultRow } from '../../experiment/spec';
+import type { BagOfWordsRow } from '../bag-of-words';
 import { records, resultsFrame, type FlatRow } from '../frames';
-import { mean, pct, summarise } from '../stats';
+import { mean, pairedTest, pct, summarise } from '../stats';
 import { countPhrase, decisionRules, interval, Note, vote, type Finding, type FindingOptions } from './finding';
 import { selectRows, type Selection } from './selection';
 
@@ -17,6 +19,37 @@ export interface BaselineDetail {
   majority: number;
   numLabels: number;
   learned: 'yes' | 'no' | 'unclear' | 'not enough data';
+  /** A bag of words fitted on the same examples and seeds, cut to what the model sees (when recorded). */
+  bagOfWords?: Reference;
+  /** The same bag of words on whole texts (recorded for IMDB, whose reviews the model sees only the start of). */
+  bagOfWordsFullText?: Reference;
+  /** The same architecture fine-tuned from random weights (`fromScratch`), same examples, recipe and seeds. */
+  fromScratch?: Reference;
+}
+
+/** A reference point next to the clean model: its mean over the seeds both have, and clean minus it, paired by seed. */
+export interface Reference {
+  seeds: number[];
+  accuracy: number;
+  /** Clean minus reference, mean over the shared seeds (accuracy, not points). */
+  cleanMinus: number;
+  /** 95 % interval of that difference (paired t); NaN with fewer than two shared seeds. */
+  lo: number;
+  hi: number;
+}
+
+/** What {@link cleanBaselines} takes besides the finding options. */
+export interface BaselineOptions extends FindingOptions {
+  /**
+   * Bag-of-words rows (`healing baseline`, data/results/bag-of-words.jsonl): those on the clean runs'
+   * dataset, subset sizes and seeds, cut at their max length by this model's tokenizer, join the table.
+   */
+  bagOfWords?: readonly BagOfWordsRow[];
+  /**
+   * The fingerprint of the model's tokenizer (loadTruncatingTokenizer): rows cut by another tokenizer are left
+   * out. Without it, the tokenizer with the most rows for the dataset is used.
+   */
+  tokenizerFingerprint?: string;
 }
 
 /** Share of the largest true class in a confusion matrix (confusion[true][predicted]). */
@@ -30,10 +63,11 @@ export function majorityShare(confusion: readonly (readonly number[])[]): number
  * The clean runs per dataset: accuracy over seeds against the majority-class baseline. A finding
  * about healing means little on a dataset the clean model does not learn in the first place.
  */
-export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptions = {}): Finding<BaselineDetail> {
+export function cleanBaselines(rows: readonly ResultRow[], options: BaselineOptions = {}): Finding<BaselineDetail> {
   const { minEffect } = decisionRules(options);
-  const selection = selectRows(rows, options);
-  const details = baselineDetails(selection.rows, minEffect);
+  // From-scratch runs are a reference here (withReferences), not rows the selection should note as left out.
+  const selection = selectRows(rows.filter((r) => !r.spec.fromScratch), options);
+  const details = withReferences(baselineDetails(selection.rows, minEffect), selection, rows, options);
   const tested = details.filter((d) => d.learned !== 'not enough data');
   const yes = tested.filter((d) => d.learned === 'yes').length;
   const no = tested.filter((d) => d.learned === 'no').length;
@@ -43,7 +77,9 @@ export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptio
       ? `No dataset has two or more clean seeds (${details.length} dataset(s) with one): no interval to compare with the majority class.`
       : `Clean fine-tuning beats always predicting the majority class by more than ${pct(minEffect)} points (95 % interval over seeds) on ` +
         `${countPhrase(yes, tested.length, 'datasets')}; ` +
-        tested.map((d) => `${d.dataset} ${pct(d.accuracy)} % vs ${pct(d.majority)} %`).join(', ') + '.';
+        tested.map((d) => `${d.dataset} ${pct(d.accuracy)} % vs ${pct(d.majority)} %`).join(', ') + '.' +
+        referenceSentence(details, 'bagOfWords', 'a bag of words on the same examples (TF-IDF + logistic regression)') +
+        referenceSentence(details, 'fromScratch', 'the same architecture fine-tuned from random weights');
   return {
     id: 'baselines',
     title: 'Clean baselines',
@@ -59,6 +95,9 @@ export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptio
       'macro F1': d.macroF1,
       'majority class': d.majority,
       learned: d.learned,
+      ...referenceColumns('bag of words', d.bagOfWords),
+      ...(details.some((x) => x.bagOfWordsFullText) ? referenceColumns('bag of words, full text', d.bagOfWordsFullText) : {}),
+      ...referenceColumns('from scratch', d.fromScratch),
     })),
     details,
     notes: [
@@ -66,6 +105,81 @@ export function cleanBaselines(rows: readonly ResultRow[], options: FindingOptio
       ...(no > 0 ? [new Note('unlearned', 'F1-F3 leave out the datasets marked "learned: no" (see their notes)')] : []),
     ],
   };
+}
+
+function referenceColumns(name: string, ref: Reference | undefined): Record<string, string | number> {
+  if (!ref) return { [name]: 'not run', [`clean - ${name} (points)`]: '-' };
+  const diff = `${(100 * ref.cleanMinus).toFixed(1)}` + (Number.isFinite(ref.lo) ? ` [${(100 * ref.lo).toFixed(1)}, ${(100 * ref.hi).toFixed(1)}]` : ' (one seed)');
+  return { [name]: ref.accuracy, [`clean - ${name} (points)`]: diff };
+}
+
+/** "Against X: clean above on a of n datasets (...), below on b." when any dataset has the reference. */
+function referenceSentence(details: readonly BaselineDetail[], key: 'bagOfWords' | 'fromScratch', what: string): string {
+  const withRef = details.filter((d) => d[key] && Number.isFinite(d[key]!.lo));
+  if (withRef.length === 0) return '';
+  const above = withRef.filter((d) => d[key]!.lo > 0).length;
+  const below = withRef.filter((d) => d[key]!.hi < 0).length;
+  const each = withRef.map((d) => `${d.dataset} ${d[key]!.cleanMinus >= 0 ? '+' : ''}${(100 * d[key]!.cleanMinus).toFixed(1)}`).join(', ');
+  return ` Against ${what}, paired by seed: clean is above (95 % interval above 0) on ${countPhrase(above, withRef.length, 'datasets')} and below on ${below} (${each} points).`;
+}
+
+/** A reference's accuracy per seed against the clean run of the same seed. */
+function reference(clean: ReadonlyMap<number, number>, other: ReadonlyMap<number, number>): Reference | undefined {
+  const seeds = [...clean.keys()].filter((s) => other.has(s)).sort((a, b) => a - b);
+  if (seeds.length === 0) return undefined;
+  const a = seeds.map((s) => clean.get(s)!);
+  const b = seeds.map((s) => other.get(s)!);
+  const cleanMinus = mean(a) - mean(b);
+  const [lo, hi] = seeds.length >= 2 ? pairedTest(a, b).ci95 : [NaN, NaN];
+  return { seeds, accuracy: mean(b), cleanMinus, lo, hi };
+}
+
+/** The most frequent value (the first seen on a tie): which tokenizer's rows to use when none is named. */
+function mostCommon(values: readonly string[]): string | undefined {
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  let best: string | undefined;
+  for (const [v, n] of counts) if (best === undefined || n > counts.get(best)!) best = v;
+  return best;
+}
+
+const accuracyBySeed = (rows: readonly { seed: number; accuracy: number | null | undefined }[]): Map<number, number> =>
+  new Map(rows.filter((r) => r.accuracy != null && Number.isFinite(r.accuracy)).map((r) => [r.seed, r.accuracy as number]));
+
+/**
+ * The bag of words and the from-scratch runs of each dataset's clean setting. From-scratch rows are
+ * not in the selection (they are no corruption), so they come from all rows: same model name and
+ * weights fingerprint (a from-scratch row records the checkpoint it took its shape from), same
+ * dataset spec and recipe.
+ */
+function withReferences(details: BaselineDetail[], selection: Selection, rows: readonly ResultRow[], options: BaselineOptions): BaselineDetail[] {
+  const clean = selection.rows.filter((r) => r.spec.corruption === null && !r.spec.fromScratch);
+  const setting = (r: ResultRow) => canonicalJson({ dataset: r.spec.dataset, recipe: r.spec.recipe });
+  const fingerprint = (r: ResultRow) => (r as { modelFingerprint?: string }).modelFingerprint;
+  return details.map((d) => {
+    const own = clean.filter((r) => datasetLabel(r.spec.dataset) === d.dataset);
+    if (own.length === 0) return d;
+    const spec = own[0].spec;
+    const cleanBySeed = accuracyBySeed(own.map((r) => ({ seed: r.spec.seed, accuracy: r.final.accuracy })));
+    const scratch = rows.filter(
+      (r) => r.spec.fromScratch && r.spec.corruption === null && r.spec.model === spec.model && fingerprint(r) === fingerprint(own[0]) && setting(r) === setting(own[0]),
+    );
+    const bow = (options.bagOfWords ?? []).filter(
+      (b) => b.dataset === d.dataset && b.trainSize === (spec.dataset.trainSize ?? null) && b.evalSize === (spec.dataset.evalSize ?? null),
+    );
+    const cutByModel = bow.filter((b) => b.truncation.kind === 'tokens' && b.truncation.maxLength === spec.dataset.maxLength && b.truncation.model === spec.model);
+    const tokenizer = options.tokenizerFingerprint ?? mostCommon(cutByModel.map((b) => (b.truncation.kind === 'tokens' ? b.truncation.tokenizer : '')));
+    const cut = cutByModel.filter((b) => b.truncation.kind === 'tokens' && b.truncation.tokenizer === tokenizer);
+    const whole = bow.filter((b) => b.truncation.kind === 'none');
+    const out: BaselineDetail = { ...d };
+    const scratchRef = reference(cleanBySeed, accuracyBySeed(scratch.map((r) => ({ seed: r.spec.seed, accuracy: r.final.accuracy }))));
+    const cutRef = reference(cleanBySeed, accuracyBySeed(cut));
+    const wholeRef = reference(cleanBySeed, accuracyBySeed(whole));
+    if (scratchRef) out.fromScratch = scratchRef;
+    if (cutRef) out.bagOfWords = cutRef;
+    if (wholeRef) out.bagOfWordsFullText = wholeRef;
+    return out;
+  });
 }
 
 function baselineDetails(rows: readonly ResultRow[], minEffect: number): BaselineDetail[] {
