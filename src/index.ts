@@ -67,7 +67,7 @@ export * as stats from './analysis/stats';
 /** Plotly figure specs of result frames (accuracy vs K, bottom vs top, learning curves, heat maps). */
 export * as figures from './analysis/figures';
 export { show, showFigure, showTable, showHtml, escapeHtml, resetDisplay, type Showable } from './analysis/display';
-export { limitsOfHealing, moreCorruptionHurtsMore, bottomVsTop, cleanBaselines, verdictLine, type Finding, type FindingOptions } from './analysis/findings';
+export { limitsOfHealing, moreCorruptionHurtsMore, bottomVsTop, cleanBaselines, byDataset, verdictLine, type DatasetVerdict, type Finding, type FindingOptions } from './analysis/findings';
 /** Result rows as danfojs frames, and their summaries over seeds (resultsFrame, aggregateOverSeeds, pairedComparison, frameOf). */
 export * as frames from './analysis/frames';
 /** What corruption does before any fine-tuning, read off the masked-LM head and CKA (notebook 02). */
@@ -540,6 +540,8 @@ export interface StudyOptions {
   /** Fine-tune the architecture from random weights instead of the pretrained ones (what pretraining is worth; use with `corruptions: [null]`). */
   fromScratch?: boolean;
   seeds: readonly number[];
+  /** Per dataset, seeds in place of `seeds` (the paper preset's: 5 where a run costs under 2 minutes, 3 on IMDB; notebooks pass theirs). */
+  seedsPerDataset?: Readonly<Record<string, readonly number[]>>;
   /**
    * The result store, a .jsonl file (default {@link STUDY_RESULTS_FILE} in `process.cwd()`); runs already
    * recorded there are not run again, and each finished run is appended at once, so an interrupted
@@ -608,6 +610,7 @@ function fromNotebook(p: NotebookStudy): StudyOptions {
     fromScratch: p.fromScratch,
     ks: p.ks === 'all' ? undefined : p.ks,
     seeds: p.seeds,
+    seedsPerDataset: p.seedsPerDataset,
     results: p.resultsFile,
     recipe: { epochs: p.epochs },
     trainSize: p.trainSize,
@@ -650,6 +653,7 @@ export async function study(options: StudyOptions | NotebookStudy): Promise<Stud
     model: options.model,
     datasets: [...options.datasets],
     seeds: [...options.seeds],
+    ...(options.seedsPerDataset ? { seedsPerDataset: options.seedsPerDataset } : {}),
     ks: options.ks ?? 'all',
     trainSize: options.trainSize ?? PAPER_TRAIN_SIZE,
     evalSize: options.evalSize ?? PAPER_EVAL_SIZE,

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   bottomVsTop,
+  byDataset,
   cleanBaselines,
   majorityShare,
   epochGaps,
@@ -298,4 +299,19 @@ test('clean baselines: the bag of words and the from-scratch runs stand beside t
   assert.deepEqual(cleanBaselines(rows, { bagOfWords }).details[0].bagOfWords!.seeds, [0, 1, 2]);
   close(cleanBaselines(rows, { bagOfWords }).details[0].bagOfWords!.accuracy, 0.81, 1e-12, 'the majority tokenizer');
   assert.equal(cleanBaselines(rows, { bagOfWords, tokenizerFingerprint: 'c'.repeat(16) }).details[0].bagOfWords, undefined);
+});
+
+test('byDataset: each dataset judged alone, with the runs still missing on it', () => {
+  // sst2: bottom much worse than top; emotion: no difference at all.
+  const sst2 = syntheticResults({ datasets: ['sst2'], ks: [1, 2, 3], seeds, bottomPenalty: 0.04, topPenalty: 0.01 });
+  const emotion = syntheticResults({ datasets: ['emotion'], ks: [1, 2, 3], seeds, bottomPenalty: 0.02, topPenalty: 0.02, seed: 7 });
+  const rows = [...sst2, ...emotion];
+  const missing = [sst2[0].spec, sst2[1].spec];
+  const verdicts = byDataset(rows, bottomVsTop, { missing });
+  assert.deepEqual(verdicts.map((v) => [v.dataset, v.verdict, v.runs, v.missing]), [
+    ['emotion', bottomVsTop(emotion).verdict, emotion.length, 0],
+    ['sst2', 'supported', sst2.length, 2],
+  ]);
+  assert.notEqual(verdicts[0].verdict, 'supported', 'equal penalties: bottom is not worse on emotion');
+  assert.equal(verdicts[1].summary, bottomVsTop(sst2).summary);
 });

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureResults, notebookParameters, provenanceStamp, stampText, studySpecs } from '../src/analysis/study';
+import { ensureResults, modelDepth, notebookParameters, provenanceStamp, stampText, studySpecs } from '../src/analysis/study';
 import { specHash } from '../src/experiment/hash';
 import { presetSpecs } from '../src/experiment/presets';
 import { appendResult } from '../src/experiment/store';
@@ -98,6 +98,25 @@ test('provenanceStamp: the results file hash, row count, stale rows and the comm
     const none = await provenanceStamp({ resultsFile: join(dir, 'absent.jsonl') });
     assert.equal(none.resultsSha256, undefined);
     assert.equal(none.resultRows, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("study(P) in full mode asks for the paper preset's seeds per dataset, as the report reads them", async (t) => {
+  t.mock.method(console, 'log', () => {});
+  const { study } = await import('../src');
+  const dir = mkdtempSync(join(tmpdir(), 'healing-study-seeds-'));
+  try {
+    const P = withEnv({ HEALING_QUICK: '0', HEALING_MODEL: 'tiny', HEALING_RUN_MISSING: undefined }, () => notebookParameters({ resultsFile: join(dir, 'r.jsonl') }));
+    const dry = await study({ ...P, datasets: ['sst2', 'imdb'], corruptions: [null] });
+    const seedsOf = (name: string) => dry.missing.filter((s) => s.dataset.name === name).map((s) => s.seed);
+    assert.deepEqual(seedsOf('sst2'), [...P.seedsPerDataset!.sst2]);
+    assert.deepEqual(seedsOf('imdb'), [...P.seedsPerDataset!.imdb]);
+    assert.ok(P.seedsPerDataset!.sst2.length > P.seedsPerDataset!.imdb.length, 'more seeds where runs are cheap');
+    // The same specs the paper preset runs: their hashes find the recorded rows.
+    const preset = new Set(presetSpecs('paper', { model: 'tiny', numLayers: await modelDepth('tiny') }).map((s) => specHash(s)));
+    for (const spec of dry.missing) assert.ok(preset.has(specHash(spec)), `${spec.dataset.name} seed ${spec.seed} is a paper-preset spec`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

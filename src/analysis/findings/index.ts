@@ -1,5 +1,6 @@
-import type { ResultRow } from '../../experiment/spec';
-import type { Finding, FindingOptions } from './finding';
+import { datasetLabel, type ExperimentSpec, type ResultRow } from '../../experiment/spec';
+import type { Finding, FindingOptions, Verdict } from './finding';
+import { selectRows } from './selection';
 import { limitsOfHealing, type F1Finding } from './f1-limits-of-healing';
 import { moreCorruptionHurtsMore, type F2Detail } from './f2-more-corruption-hurts-more';
 import { bottomVsTop, type F3Finding } from './f3-bottom-vs-top';
@@ -17,4 +18,39 @@ export { olsSlope, spearman } from '../stats';
 /** The three findings of one result set, in the paper's order. */
 export function allFindings(rows: readonly ResultRow[], options: FindingOptions = {}): [F1Finding, Finding<F2Detail>, F3Finding] {
   return [limitsOfHealing(rows, options), moreCorruptionHurtsMore(rows, options), bottomVsTop(rows, options)];
+}
+
+/** One dataset's verdict on a finding (a row of {@link byDataset}; a type, not an interface, so `show` takes the rows). */
+export type DatasetVerdict = {
+  dataset: string;
+  /** Runs the finding analysed on this dataset (after its selection: model, weights, setting). */
+  runs: number;
+  /** Runs of the study still missing on this dataset: a verdict on a part-finished dataset is not the study's. */
+  missing: number;
+  verdict: Verdict;
+  summary: string;
+};
+
+/**
+ * A finding judged on each dataset alone, beside the pooled verdict the finding gives on all rows: where a
+ * claim holds on some datasets and not on others, the pooled verdict hides it. `missing` (a study's missing
+ * specs, `missing` of what `study()` returns) marks datasets whose grid is not finished.
+ */
+export function byDataset<D>(
+  rows: readonly ResultRow[],
+  finding: (rows: readonly ResultRow[], options: FindingOptions) => Finding<D>,
+  options: FindingOptions & { missing?: readonly ExperimentSpec[] } = {},
+): DatasetVerdict[] {
+  const datasets = [...new Set(rows.map((r) => datasetLabel(r.spec.dataset)))].sort();
+  return datasets.map((dataset) => {
+    const own = rows.filter((r) => datasetLabel(r.spec.dataset) === dataset);
+    const result = finding(own, options);
+    return {
+      dataset,
+      runs: selectRows(own, options).rows.length,
+      missing: (options.missing ?? []).filter((s) => datasetLabel(s.dataset) === dataset).length,
+      verdict: result.verdict,
+      summary: result.summary,
+    };
+  });
 }
