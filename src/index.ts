@@ -74,6 +74,7 @@ export * as frames from './analysis/frames';
 export * as damage from './analysis/damage';
 /** Layer anatomy (notebook 06): single-layer effects, healed vs clean layer by layer, weight drift, linear probes. */
 export * as anatomy from './analysis/anatomy';
+export * as beyond from './api/beyond';
 /** The study's report as self-contained HTML or Markdown (`healing report`): buildReport, writeReport and its figures. */
 export * as report from './analysis/report';
 export { notebookParameters, modelDepth, provenanceStamp, stampText, type ProvenanceStamp } from './analysis/study';

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { evaluate, figures, findings, fineTune, loadModel, results, show, stats, study, STUDY_RESULTS_FILE, type Example, type Model, type StudyOptions, type StudyProgress } from '../src/index';
+import { beyond, evaluate, figures, findings, fineTune, loadModel, results, show, stats, study, STUDY_RESULTS_FILE, type Example, type Model, type StudyOptions, type StudyProgress } from '../src/index';
 
 const TEXT = 'the movie was [MASK] and the acting was great .';
 const temp = mkdtempSync(join(tmpdir(), 'healing-api-'));
@@ -163,6 +163,18 @@ test('results -> rows and a danfojs frame; findings; figures and stats', () => {
   for (const f of [f1, f2, f3]) assert.equal(typeof f.verdict, 'string');
   assert.equal(figures.accuracyVsK(frame).data.length > 0, true);
   assert.equal(stats.mean([1, 2, 3]), 2);
+});
+
+test('beyond: the studies of notebook 09 (few-sample re-initialisation, components) from the entry point', () => {
+  const calls = { beyondParameters: beyond.beyondParameters, loadBeyond: beyond.loadBeyond, fewSampleReinit: beyond.fewSampleReinit, componentStudy: beyond.componentStudy, fewSampleFigure: beyond.fewSampleFigure, componentFigure: beyond.componentFigure };
+  for (const [name, f] of Object.entries(calls)) assert.equal(typeof f, 'function', `beyond.${name}`);
+  assert.match(beyond.EFFECT_RULE, /95 % t interval/);
+  const P: beyond.BeyondParameters = beyond.beyondParameters({ quick: true });
+  assert.deepEqual([P.model, P.fewSample.modes], ['tiny', ['reinit-hf', 'reinit']]);
+  const a: beyond.FewSampleResult = beyond.fewSampleReinit([]);
+  const b: beyond.ComponentResult = beyond.componentStudy([]);
+  assert.deepEqual([a.verdict, b.verdict], ['not enough data', 'not enough data']);
+  assert.deepEqual([beyond.fewSampleFigure(a.cells).data, beyond.componentFigure(b.cells).data], [[], []]);
 });
 
 test('show: a figure draws, a frame or records make a table (outside tslab: one line, or console.table)', (t) => {

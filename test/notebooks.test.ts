@@ -25,7 +25,7 @@ test('the numbered notebooks of the study are all there', () => {
 });
 
 for (const name of notebooks) {
-  test(`${name}: stripped, claim first, parameters cell, healing-bert kernel`, () => {
+  test(`${name}: stripped, claim first, parameters cell, healing-bert kernel, imports only from './src'`, () => {
     const nb = JSON.parse(readFileSync(join(notebookDir, name), 'utf8')) as { cells: Cell[]; metadata: { kernelspec?: { name?: string } } };
     assert.equal(nb.metadata.kernelspec?.name, 'healing-bert', 'kernelspec must be the project kernel (scripts/notebooks.sh --register)');
     assert.equal(nb.cells[0]?.cell_type, 'markdown', 'first cell states the claim');
@@ -36,6 +36,8 @@ for (const name of notebooks) {
     assert.match(text(params[0]), /HEALING_QUICK/, 'the parameters cell reads quick mode');
     for (const [i, c] of nb.cells.entries()) {
       if (c.cell_type !== 'code') continue;
+      // The public API is the one entry point: a deep import ('./src/analysis/...') is a gap in src/index.ts.
+      assert.doesNotMatch(text(c), /from\s+['"]\.\/src\/[^'"]*['"]/, `cell ${i} imports a deep path: import from './src' (src/index.ts)`);
       assert.deepEqual(c.outputs, [], `cell ${i} has outputs: strip them before committing`);
       assert.equal(c.execution_count, null, `cell ${i} has an execution count: strip it before committing`);
     }
