@@ -30,6 +30,7 @@ import type { ExperimentSpec } from './experiment/spec';
 import { resultsFrame } from './analysis/frames';
 import { checkOutputDir } from './io/output-dir';
 import { checkTokenizerFits, loadCheckpoint, saveCheckpoint, type LoadReport } from './io/checkpoint';
+import type { DownloadProgress } from './io/hub';
 import { resolveModelDir } from './io/models';
 import type { ModelConfig } from './model/config';
 import { encode as encoderForward } from './model/encoder';
@@ -61,6 +62,7 @@ export type { BagOfWordsRow, BagOfWordsSummary, Truncation } from './analysis/ba
 export type { Pooling } from './analysis/hidden';
 export type { ProbeResult } from './analysis/probes';
 export type { RowWithRecovery } from './experiment/recovery';
+export type { DownloadProgress } from './io/hub';
 
 /** The statistics the findings rest on (mean, bootstrap and t intervals, paired tests, Spearman, OLS). */
 export * as stats from './analysis/stats';
@@ -95,6 +97,13 @@ export interface LoadModelOptions {
   labels?: string[];
   /** Seed for head parameters the checkpoint lacks (default 0). */
   seed?: number;
+  /**
+   * Called as a hub repository's files download (transformers.js's `progress_callback`): per file, its
+   * name, the bytes received so far and its size when the hub reports one, from 0 (or the bytes a resumed
+   * download already had) up to the full size. Given, it replaces the progress bar otherwise drawn on
+   * stderr. Not called for a shipped model, a local directory or files already in the Hugging Face cache.
+   */
+  onProgress?: (progress: DownloadProgress) => void;
 }
 
 /** Options of {@link Model.corrupt}; the vocabulary is the CLI's (`healing corrupt --help`). */
@@ -254,11 +263,18 @@ export class Model {
 /**
  * Loads a BERT checkpoint (Hugging Face's `from_pretrained`): `'default'` or `'tiny'` (the models this
  * project pretrains and ships), a checkpoint directory, or a hub repository id (downloaded once into the
- * Hugging Face cache; HF_ENDPOINT, HF_HOME, HF_TOKEN apply). Starts the TensorFlow.js engine on first use.
+ * Hugging Face cache; HF_ENDPOINT, HF_HOME, HF_TOKEN apply; `onProgress` follows the download).
+ * Starts the TensorFlow.js engine on first use.
+ *
+ * ```ts
+ * const bert = await loadModel('google/bert_uncased_L-6_H-256_A-4', {
+ *   onProgress: ({ filename, downloaded, total }) => console.log(filename, downloaded, total),
+ * });
+ * ```
  */
 export async function loadModel(name: string = 'default', options: LoadModelOptions = {}): Promise<Model> {
   await initEngine();
-  const dir = await resolveModelDir(name);
+  const dir = await resolveModelDir(name, { onProgress: options.onProgress });
   const tokenizer = await loadTokenizer(dir);
   const load = { numLabels: options.numLabels, labels: options.labels, seed: options.seed };
   if (options.head !== undefined) return fromCheckpoint(await loadCheckpoint(dir, { ...load, head: options.head }), tokenizer, dir);

@@ -1,12 +1,15 @@
 // The public API as a notebook or another project sees it: this file imports project code only from the
-// entry point (src/index.ts), so anything it needs that the entry point lacks is a gap in the API.
+// entry point (src/index.ts), so anything it needs that the entry point lacks is a gap in the API
+// (test helpers, such as the stand-in hub server, are not project code).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { beyond, evaluate, figures, findings, fineTune, loadModel, results, show, stats, study, STUDY_RESULTS_FILE, type Example, type Model, type StudyOptions, type StudyProgress } from '../src/index';
+import { beyond, evaluate, figures, findings, fineTune, loadModel, results, show, stats, study, STUDY_RESULTS_FILE, type DownloadProgress, type Example, type Model, type StudyOptions, type StudyProgress } from '../src/index';
+import { startHubServer } from './helpers/hub-server';
 
 const TEXT = 'the movie was [MASK] and the acting was great .';
 const temp = mkdtempSync(join(tmpdir(), 'healing-api-'));
@@ -34,6 +37,51 @@ test('loadModel: the shipped tiny model, with its masked-LM head chosen by defau
   assert.ok(bert.config.numLayers >= 2, `numLayers ${bert.config.numLayers}`);
   assert.equal(bert.tokenizer.vocabSize, bert.config.vocabSize);
   assert.ok(bert.params.size > 0);
+});
+
+test('loadModel(hub id, { onProgress }): events per downloaded file, each ending at its full size; a cached load makes none', async () => {
+  // The shipped tiny model served by a stand-in for the hub (test/helpers/hub-server.ts), into a fresh cache.
+  const hubRoot = join(temp, 'hub');
+  const repo = 'test-org/healing-bert-tiny';
+  cpSync(fileURLToPath(new URL('../data/models/healing-bert-tiny/', import.meta.url)), join(hubRoot, repo), { recursive: true });
+  const server = await startHubServer({ root: hubRoot });
+  const keys = ['HF_ENDPOINT', 'HF_HOME', 'HF_HUB_CACHE', 'HF_HUB_OFFLINE', 'HF_TOKEN'] as const;
+  const saved = Object.fromEntries(keys.map((k) => [k, process.env[k]]));
+  for (const k of keys) delete process.env[k];
+  process.env.HF_ENDPOINT = server.endpoint;
+  process.env.HF_HOME = join(temp, 'hf-home');
+  try {
+    const events: DownloadProgress[] = [];
+    const hubModel = await loadModel(repo, { onProgress: (p) => events.push({ ...p }) });
+    try {
+      assert.deepEqual(hubModel.config, bert.config);
+    } finally {
+      hubModel.dispose();
+    }
+    const files = [...new Set(events.map((e) => e.filename))].sort();
+    assert.deepEqual(files, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+    for (const file of files) {
+      const size = statSync(join(hubRoot, repo, file)).size;
+      const seen = events.filter((e) => e.filename === file);
+      assert.ok(seen.every((e) => e.total === size), `${file}: total ${seen.map((e) => e.total)} vs ${size}`);
+      assert.equal(seen[0].downloaded, 0, file);
+      assert.equal(seen.at(-1)!.downloaded, size, `${file} ends at its full size`);
+      for (let i = 1; i < seen.length; i++) assert.ok(seen[i].downloaded >= seen[i - 1].downloaded, `${file}: monotone`);
+    }
+    assert.ok(events.filter((e) => e.filename === 'model.safetensors').length > 2, 'the weights report as their bytes arrive');
+
+    events.length = 0;
+    server.requests.length = 0;
+    (await loadModel(repo, { onProgress: (p) => events.push(p) })).dispose();
+    assert.deepEqual(events, [], 'served from the cache: no download, no event');
+    assert.deepEqual(server.requests, []);
+  } finally {
+    for (const k of keys) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+    await server.close();
+  }
 });
 
 test('encode: [CLS] ... [SEP], padded to the longest text', () => {

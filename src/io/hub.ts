@@ -38,10 +38,13 @@ export interface HubOptions {
   token?: string | null;
 }
 
+/** One progress event of a download: reported as bytes arrive, from what is on disk up to the file's size. */
 export interface DownloadProgress {
+  /** Path of the file inside the repository, e.g. "model.safetensors". */
   filename: string;
+  /** Bytes of the file received so far (a resumed download starts at what it already had). */
   downloaded: number;
-  /** Undefined when the server reports no size. */
+  /** The file's size in bytes; undefined when the server reports no size. */
   total: number | undefined;
 }
 

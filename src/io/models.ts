@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { UserError } from '../errors';
-import { resolveModel } from './hub';
+import { resolveModel, type DownloadModelOptions } from './hub';
 
 /**
  * The small BERTs this project pretrains and ships in data/models/ (see their model cards). They are
@@ -35,9 +35,10 @@ export function shippedModelDir(name: ShippedModel): string {
 
 /**
  * A --model argument to a checkpoint directory: absent or "default" / "tiny" name a shipped model;
- * anything else is a local directory or a hub repository id (downloaded into the cache).
+ * anything else is a local directory or a hub repository id (downloaded into the cache, with a
+ * progress bar unless `onProgress` is given: loadModel's callback).
  */
-export async function resolveModelDir(arg?: string): Promise<string> {
+export async function resolveModelDir(arg?: string, options: Pick<DownloadModelOptions, 'onProgress'> = {}): Promise<string> {
   const name = (arg ?? 'default') as ShippedModel;
   if (name in SHIPPED_MODELS) {
     const dir = shippedModelDir(name);
@@ -48,5 +49,5 @@ export async function resolveModelDir(arg?: string): Promise<string> {
     }
     return dir;
   }
-  return resolveModel(arg!);
+  return resolveModel(arg!, options);
 }
