@@ -306,12 +306,14 @@ test('byDataset: each dataset judged alone, with the runs still missing on it', 
   const sst2 = syntheticResults({ datasets: ['sst2'], ks: [1, 2, 3], seeds, bottomPenalty: 0.04, topPenalty: 0.01 });
   const emotion = syntheticResults({ datasets: ['emotion'], ks: [1, 2, 3], seeds, bottomPenalty: 0.02, topPenalty: 0.02, seed: 7 });
   const rows = [...sst2, ...emotion];
-  const missing = [sst2[0].spec, sst2[1].spec];
+  const notYet = syntheticResults({ datasets: ['ag_news'], ks: [1], seeds: [0] }).map((r) => r.spec);
+  const missing = [sst2[0].spec, sst2[1].spec, ...notYet];
   const verdicts = byDataset(rows, bottomVsTop, { missing });
   assert.deepEqual(verdicts.map((v) => [v.dataset, v.verdict, v.runs, v.missing]), [
+    ['ag_news', 'not enough data', 0, notYet.length],
     ['emotion', bottomVsTop(emotion).verdict, emotion.length, 0],
     ['sst2', 'supported', sst2.length, 2],
   ]);
-  assert.notEqual(verdicts[0].verdict, 'supported', 'equal penalties: bottom is not worse on emotion');
-  assert.equal(verdicts[1].summary, bottomVsTop(sst2).summary);
+  assert.notEqual(verdicts[1].verdict, 'supported', 'equal penalties: bottom is not worse on emotion');
+  assert.equal(verdicts[2].summary, bottomVsTop(sst2).summary);
 });

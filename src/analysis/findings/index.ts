@@ -41,7 +41,8 @@ export function byDataset<D>(
   finding: (rows: readonly ResultRow[], options: FindingOptions) => Finding<D>,
   options: FindingOptions & { missing?: readonly ExperimentSpec[] } = {},
 ): DatasetVerdict[] {
-  const datasets = [...new Set(rows.map((r) => datasetLabel(r.spec.dataset)))].sort();
+  // A dataset with nothing recorded yet but runs missing is listed too: "not enough data", not absent.
+  const datasets = [...new Set([...rows.map((r) => datasetLabel(r.spec.dataset)), ...(options.missing ?? []).map((s) => datasetLabel(s.dataset))])].sort();
   return datasets.map((dataset) => {
     const own = rows.filter((r) => datasetLabel(r.spec.dataset) === dataset);
     const result = finding(own, options);
