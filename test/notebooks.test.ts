@@ -24,6 +24,13 @@ test('the numbered notebooks of the study are all there', () => {
   for (const name of expected) assert.ok(notebooks.includes(`${name}.ipynb`), `missing ${name}.ipynb; found ${notebooks.join(', ')}`);
 });
 
+test('the quickstart needs at most 3 import lines (the API is one import away)', () => {
+  const nb = JSON.parse(readFileSync(join(notebookDir, '00-quickstart.ipynb'), 'utf8')) as { cells: Cell[] };
+  const code = nb.cells.filter((c) => c.cell_type === 'code').map(text).join('\n');
+  const imports = code.split('\n').filter((line) => /^\s*import\s/.test(line) || /\bimport\(/.test(line));
+  assert.ok(imports.length >= 1 && imports.length <= 3, `${imports.length} import lines:\n${imports.join('\n')}`);
+});
+
 for (const name of notebooks) {
   test(`${name}: stripped, claim first, parameters cell, healing-bert kernel, imports only from './src'`, () => {
     const nb = JSON.parse(readFileSync(join(notebookDir, name), 'utf8')) as { cells: Cell[]; metadata: { kernelspec?: { name?: string } } };
