@@ -24,7 +24,7 @@ function withResults<T>(fn: (dir: string, file: string) => Promise<T>, results: 
 /** The verdicts an HTML report shows, in page order. */
 const shownVerdicts = (html: string) => [...html.matchAll(/<b>Verdict: ([^<]*)\.<\/b>/g)].map((m) => m[1]);
 
-const FIGURE_IDS = ['f1-recovery', 'f1-gap-by-epoch', 'f2-accuracy-vs-k', 'f3-bottom-vs-top'];
+const FIGURE_IDS = ['baselines', 'f1-recovery', 'f1-gap-by-epoch', 'f2-accuracy-vs-k', 'f3-bottom-vs-top'];
 
 test('HTML report: every section, every figure, the planted verdicts, plotly inlined once, no network URL', () =>
   withResults(async (_dir, file) => {

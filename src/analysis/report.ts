@@ -43,7 +43,7 @@ export interface ReportContent {
   /** Rows the findings analyse (one model, its current weights, one setting per dataset). */
   analysedCount: number;
   model: string | undefined;
-  setup: { models: Table; datasets: Table; recipe: Table; choices: Table; baselines: Finding<unknown> };
+  setup: { models: Table; datasets: Table; recipe: Table; choices: Table; baselines: Finding<unknown>; figures: ReportFigure[] };
   sections: ReportSection[];
   stamp: ProvenanceStamp;
   /** Stale rows, rows left out, store warnings. */
@@ -278,6 +278,7 @@ export async function buildReport(options: { resultsFile: string; model?: string
   if (options.bagOfWordsFile !== undefined && !existsSync(bagOfWordsFile)) notes.push(`${bagOfWordsFile} does not exist: no bag-of-words baseline (\`healing baseline\` records one)`);
   // Rows cut by another tokenizer (an earlier model under the same name) are another baseline.
   const tokenizerFingerprint = model && localModelDir(model) ? (await loadTruncatingTokenizer(model)).fingerprint : undefined;
+  const baselines = cleanBaselines(outcome.rows, { ...selectOptions, bagOfWords: bagOfWords.rows, tokenizerFingerprint });
   return {
     title: options.title ?? 'Healing Powers of BERT: reproduction report',
     resultsFile: options.resultsFile,
@@ -289,7 +290,9 @@ export async function buildReport(options: { resultsFile: string; model?: string
       datasets: datasetsTable(selected),
       recipe: recipeTable(selected),
       choices: CHOICES_VS_PAPER,
-      baselines: cleanBaselines(outcome.rows, { ...selectOptions, bagOfWords: bagOfWords.rows, tokenizerFingerprint }),
+      baselines,
+      // Without clean runs there is nothing to draw (the empty report says so in words).
+      figures: baselines.details.length ? [{ id: 'baselines', figure: baselineFigure(baselines) }] : [],
     },
     sections,
     stamp: await provenanceStamp({ resultsFile: options.resultsFile, rows: outcome.rows }),
@@ -344,6 +347,11 @@ function stampTable(stamp: ProvenanceStamp): Table {
   ];
 }
 
+/** Every figure of the report in page order: the setup's (the clean baselines), then each finding's. */
+export function reportFigures(content: ReportContent): ReportFigure[] {
+  return [...content.setup.figures, ...content.sections.flatMap((s) => s.figures)];
+}
+
 /** The self-contained HTML page: plotly.js inlined once, every figure a div and a newPlot call. */
 export function renderHtml(content: ReportContent): string {
   let plotlyIncluded = false;
@@ -353,6 +361,8 @@ export function renderHtml(content: ReportContent): string {
     return `<div class="figure" data-figure="${escapeHtml(f.id)}">${html}</div>`;
   };
   const table = (t: Table) => (t.length ? tableHtml(t, { maxRows: 200 }) : '<p class="notes">(none)</p>');
+  // In page order, so plotly.js is inlined with the first figure on the page (the setup's comes first).
+  const setupFigures = content.setup.figures.map(figure).join('\n');
   const sections = content.sections
     .map(
       ({ id, finding, figures }) => `<section id="${id}">
@@ -390,6 +400,7 @@ ${content.sections.map((s) => `<tr><td><a href="#${s.id}">${escapeHtml(s.finding
 <h3>Our choices vs the paper's</h3>${table(content.setup.choices)}
 <h3>Clean baselines ${verdictBadge(content.setup.baselines.verdict)}</h3>
 <p>${escapeHtml(content.setup.baselines.summary)}</p>
+${setupFigures}
 ${table(content.setup.baselines.table)}
 </section>
 ${sections}
@@ -442,15 +453,20 @@ export function renderMarkdown(content: ReportContent, figurePaths?: Record<stri
   out.push('### Datasets\n', markdownTable(content.setup.datasets));
   out.push('### Fine-tuning recipe\n', markdownTable(content.setup.recipe));
   out.push("### Our choices vs the paper's\n", markdownTable(content.setup.choices));
-  out.push(`### Clean baselines (${content.setup.baselines.verdict})\n`, `${content.setup.baselines.summary}\n`, markdownTable(content.setup.baselines.table));
-  for (const { finding, figures } of content.sections) {
-    out.push(`## ${finding.title}\n`);
-    out.push(`*Claim:* ${finding.claim}\n`);
-    out.push(`**Verdict: ${finding.verdict}.** ${finding.summary}\n`);
+  const images = (figures: readonly ReportFigure[]) => {
     for (const f of figures) {
       const path = figurePaths?.[f.id];
       if (path) out.push(`![${titleOf(f.figure)}](${path})\n`);
     }
+  };
+  out.push(`### Clean baselines (${content.setup.baselines.verdict})\n`, `${content.setup.baselines.summary}\n`);
+  images(content.setup.figures);
+  out.push(markdownTable(content.setup.baselines.table));
+  for (const { finding, figures } of content.sections) {
+    out.push(`## ${finding.title}\n`);
+    out.push(`*Claim:* ${finding.claim}\n`);
+    out.push(`**Verdict: ${finding.verdict}.** ${finding.summary}\n`);
+    images(figures);
     out.push(markdownTable(finding.table));
     if (finding.notes.length) out.push(finding.notes.map((n) => `- ${n.text}`).join('\n') + '\n');
   }
@@ -513,17 +529,15 @@ export async function writeReport(content: ReportContent, options: { out: string
   const withFigureExporter = figureExporter();
   const written = await withFigureExporter(async (exporter) => {
     const paths: string[] = [];
-    for (const { figures } of content.sections) {
-      for (const f of figures) {
-        const path = join(figureDir, `${f.id}.png`);
-        await exporter.export(f.figure, path, { width: 900, height: 500, scale: 2 });
-        paths.push(path);
-      }
+    for (const f of reportFigures(content)) {
+      const path = join(figureDir, `${f.id}.png`);
+      await exporter.export(f.figure, path, { width: 900, height: 500, scale: 2 });
+      paths.push(path);
     }
     return paths;
   });
   const figurePaths = written
-    ? Object.fromEntries(content.sections.flatMap((s) => s.figures).map((f) => [f.id, relative(dirname(options.out), join(figureDir, `${f.id}.png`)).split('\\').join('/')]))
+    ? Object.fromEntries(reportFigures(content).map((f) => [f.id, relative(dirname(options.out), join(figureDir, `${f.id}.png`)).split('\\').join('/')]))
     : undefined;
   writeAtomic(options.out, renderMarkdown(content, figurePaths));
   return { out: options.out, format, figures: written, verdicts };
