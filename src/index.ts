@@ -639,6 +639,28 @@ function fromNotebook(p: NotebookStudy): StudyOptions {
   };
 }
 
+/** The options {@link study} and {@link bagOfWords} share, as the notebook parameters the grid reads, with the library's defaults. */
+function studyParameters(
+  options: Pick<StudyOptions, 'model' | 'datasets' | 'seeds' | 'seedsPerDataset' | 'ks' | 'trainSize' | 'evalSize' | 'maxLength' | 'runMissing'>,
+  run: { resultsFile: string; workers: number; epochs?: number },
+): NotebookParameters {
+  return {
+    quick: false,
+    model: options.model,
+    datasets: [...options.datasets],
+    seeds: [...options.seeds],
+    ...(options.seedsPerDataset ? { seedsPerDataset: options.seedsPerDataset } : {}),
+    ks: options.ks ?? 'all',
+    trainSize: options.trainSize ?? PAPER_TRAIN_SIZE,
+    evalSize: options.evalSize ?? PAPER_EVAL_SIZE,
+    maxLength: options.maxLength ?? 128,
+    epochs: run.epochs ?? RecipeSchema.parse({}).epochs,
+    resultsFile: run.resultsFile,
+    runMissing: options.runMissing ?? true,
+    workers: run.workers,
+  };
+}
+
 function defaultStudyResults(): string {
   const file = resolve(process.cwd(), STUDY_RESULTS_FILE);
   if (file.split(sep).includes('node_modules')) {
@@ -665,21 +687,11 @@ function defaultStudyResults(): string {
 export async function study(options: StudyOptions | NotebookStudy): Promise<StudyResult> {
   if ('resultsFile' in options) return study(fromNotebook(options));
   const file = options.results === undefined ? defaultStudyResults() : resolve(options.results);
-  const params: NotebookParameters = {
-    quick: false,
-    model: options.model,
-    datasets: [...options.datasets],
-    seeds: [...options.seeds],
-    ...(options.seedsPerDataset ? { seedsPerDataset: options.seedsPerDataset } : {}),
-    ks: options.ks ?? 'all',
-    trainSize: options.trainSize ?? PAPER_TRAIN_SIZE,
-    evalSize: options.evalSize ?? PAPER_EVAL_SIZE,
-    maxLength: options.maxLength ?? 128,
-    epochs: options.recipe?.epochs ?? RecipeSchema.parse({}).epochs,
+  const params = studyParameters(options, {
     resultsFile: file,
-    runMissing: options.runMissing ?? true,
+    epochs: options.recipe?.epochs,
     workers: options.workers ?? availableParallelism(),
-  };
+  });
   const onProgress = options.onProgress;
   const outcome = await loadStudy(params, {
     corruptions: options.corruptions,
@@ -766,20 +778,7 @@ export async function bagOfWords(options: BagOfWordsStudyOptions | NotebookParam
   const fromParams = 'resultsFile' in options;
   const params: NotebookParameters = fromParams
     ? options
-    : {
-        quick: false,
-        model: options.model,
-        datasets: [...options.datasets],
-        seeds: [...options.seeds],
-        ks: 'all',
-        trainSize: options.trainSize ?? PAPER_TRAIN_SIZE,
-        evalSize: options.evalSize ?? PAPER_EVAL_SIZE,
-        maxLength: options.maxLength ?? 128,
-        epochs: RecipeSchema.parse({}).epochs,
-        resultsFile: defaultStudyResults(),
-        runMissing: options.runMissing ?? true,
-        workers: 1,
-      };
+    : studyParameters(options, { resultsFile: defaultStudyResults(), workers: 1 });
   const file = resolve(fromParams ? defaultBagOfWordsFile(params.resultsFile) : (options.results ?? defaultBagOfWordsFile(params.resultsFile)));
   const fullText = !fromParams && options.fullText === true;
   const specs = studySpecs(params, 0, { corruptions: [null] });
