@@ -77,6 +77,8 @@ export * as damage from './analysis/damage';
 /** Layer anatomy (notebook 06): single-layer effects, healed vs clean layer by layer, weight drift, linear probes. */
 export * as anatomy from './analysis/anatomy';
 export * as beyond from './api/beyond';
+/** What pretraining is worth per token: clean runs of several checkpoints on a log-token line, and the budget each target needs (notebook 01). */
+export * as budget from './analysis/pretraining-budget';
 /** The study's report as self-contained HTML or Markdown (`healing report`): buildReport, writeReport and its figures. */
 export * as report from './analysis/report';
 export { notebookParameters, modelDepth, provenanceStamp, stampText, type ProvenanceStamp } from './analysis/study';

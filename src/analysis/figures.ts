@@ -2,6 +2,7 @@ import type * as dfd from 'danfojs-node';
 import { corruptionLabel } from '../experiment/spec';
 import type { ResultRow } from '../experiment/spec';
 import type { LayerDrift } from './drift';
+import { EXTRAPOLATION_LIMIT, formatTokens, type PretrainingBudget } from './pretraining-budget';
 import { aggregateOverSeeds, records, type SeedAggregate } from './frames';
 
 /**
@@ -208,5 +209,84 @@ export function driftBars(drift: readonly LayerDrift[], name = 'relative change'
   return {
     data: [{ type: 'bar', name, x: drift.map((d) => d.layer), y: drift.map((d) => d.relativeChange) }],
     layout: layout('Weight drift during fine-tuning', 'Layer', '||after - before|| / ||before||'),
+  };
+}
+
+// Plotly's default colourway, so a dataset keeps its colour across its points, line and targets.
+const COLOURS = ['#636efa', '#ef553b', '#00cc96', '#ab63fa', '#ffa15a', '#19d3f3'];
+// Where "from scratch" (0 tokens) sits on the log axis: a decade below the smallest checkpoint.
+const SCRATCH_DECADES_BELOW = 1;
+
+/**
+ * Accuracy after fine-tuning against the tokens the model was pretrained on (log axis; from scratch at
+ * the left edge), per dataset: mean over seeds with 95 % intervals, the line through the pretrained
+ * checkpoints continued (dotted) to where it meets each target that is still missed (x markers).
+ */
+export function pretrainingBudgetFigure(budget: PretrainingBudget): Figure {
+  const pretrained = budget.points.filter((p) => p.tokensSeen > 0).map((p) => p.tokensSeen);
+  const smallest = pretrained.length ? Math.min(...pretrained) : 1e6;
+  const scratchX = 10 ** (Math.floor(Math.log10(smallest)) - SCRATCH_DECADES_BELOW);
+  const reachTokens = budget.fits.flatMap((f) => f.reach.filter((r) => !r.reached && Number.isFinite(r.tokens)).map((r) => r.tokens));
+  // Past EXTRAPOLATION_LIMIT x the largest checkpoint a line says nothing; its targets are drawn at that edge.
+  const edge = Math.max(...pretrained, 1) * EXTRAPOLATION_LIMIT;
+  const right = Math.min(Math.max(...pretrained, ...reachTokens, 1), edge);
+  const data: Trace[] = [];
+  const datasets = sortedUnique(budget.points.map((p) => p.dataset));
+  datasets.forEach((dataset, i) => {
+    const colour = COLOURS[i % COLOURS.length];
+    const own = budget.points.filter((p) => p.dataset === dataset);
+    const x = own.map((p) => (p.tokensSeen > 0 ? p.tokensSeen : scratchX));
+    data.push({
+      type: 'scatter',
+      mode: 'lines+markers',
+      name: dataset,
+      x,
+      y: own.map((p) => p.accuracy),
+      error_y: errorBars(own.map((p) => ({ n: p.seeds.length, mean: p.accuracy, lo: p.lo, hi: p.hi, std: NaN }))),
+      marker: { color: colour, symbol: own.map((p) => (p.finished ? 'circle' : 'circle-open')) },
+      line: { color: colour },
+      customdata: own.map((p) => `${p.model}, ${p.seeds.length} seeds${p.finished ? '' : ', mid-run snapshot'}`),
+      hovertemplate: `%{y:.4f} (%{customdata})<extra>${dataset}</extra>`,
+    });
+    const fit = budget.fits.find((f) => f.dataset === dataset);
+    if (!fit) return;
+    const from = Math.min(...own.filter((p) => p.tokensSeen > 0).map((p) => p.tokensSeen));
+    const xs = [from, right];
+    data.push({
+      type: 'scatter',
+      mode: 'lines',
+      name: `${dataset}: line through the checkpoints`,
+      x: xs,
+      y: xs.map((t) => fit.intercept + fit.slope * Math.log10(t)),
+      line: { color: colour, dash: 'dot' },
+      hovertemplate: `${(100 * fit.slope).toFixed(1)} points per 10x tokens<extra>${dataset}</extra>`,
+    });
+    const missed = fit.reach.filter((r) => !r.reached);
+    if (missed.length) {
+      data.push({
+        type: 'scatter',
+        mode: 'markers',
+        name: `${dataset}: targets`,
+        x: missed.map((r) => Math.min(Number.isFinite(r.tokens) ? r.tokens : edge, edge)),
+        y: missed.map((r) => r.accuracy),
+        marker: { color: colour, symbol: 'x', size: 10 },
+        text: missed.map((r) => `${r.name}: ${!Number.isFinite(r.tokens) ? 'not on this line' : r.beyondRange ? `more than ${formatTokens(edge)} tokens` : `${formatTokens(r.tokens)} tokens`}`),
+        hovertemplate: `%{text}<extra>${dataset}</extra>`,
+      });
+    }
+  });
+  const decades: number[] = [];
+  for (let t = scratchX * 10; t <= right * 1.0001; t *= 10) decades.push(t);
+  const tick = (t: number) => (t >= 1e9 ? `${t / 1e9}B` : t >= 1e6 ? `${t / 1e6}M` : `${t / 1e3}k`);
+  return {
+    data,
+    layout: layout('What pretraining is worth: clean accuracy after fine-tuning vs tokens pretrained on', 'Tokens seen in pretraining (log scale)', 'Accuracy', {
+      xaxis: {
+        title: { text: 'Tokens seen in pretraining (log scale; open marker: mid-run snapshot)' },
+        type: 'log',
+        tickvals: [scratchX, ...decades],
+        ticktext: ['from scratch', ...decades.map(tick)],
+      },
+    }),
   };
 }
