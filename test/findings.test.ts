@@ -315,5 +315,7 @@ test('byDataset: each dataset judged alone, with the runs still missing on it', 
     ['sst2', 'supported', sst2.length, 2],
   ]);
   assert.notEqual(verdicts[1].verdict, 'supported', 'equal penalties: bottom is not worse on emotion');
-  assert.equal(verdicts[2].summary, bottomVsTop(sst2).summary);
+  assert.equal(verdicts[2].summary, `Interim, 2 of ${sst2.length + 2} runs still missing (not the study's verdict): ${bottomVsTop(sst2).summary}`);
+  assert.equal(verdicts[1].summary, bottomVsTop(emotion).summary, 'a complete dataset: the finding\'s own summary');
+  assert.ok(!verdicts[0].summary.startsWith('Interim'), 'nothing recorded: "not enough data" says it already');
 });

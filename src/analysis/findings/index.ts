@@ -25,7 +25,7 @@ export type DatasetVerdict = {
   dataset: string;
   /** Runs the finding analysed on this dataset (after its selection: model, weights, setting). */
   runs: number;
-  /** Runs of the study still missing on this dataset: a verdict on a part-finished dataset is not the study's. */
+  /** Runs of the study still missing on this dataset: a verdict on a part-finished dataset is not the study's (its summary opens with "Interim"). */
   missing: number;
   verdict: Verdict;
   summary: string;
@@ -46,12 +46,10 @@ export function byDataset<D>(
   return datasets.map((dataset) => {
     const own = rows.filter((r) => datasetLabel(r.spec.dataset) === dataset);
     const result = finding(own, options);
-    return {
-      dataset,
-      runs: selectRows(own, options).rows.length,
-      missing: (options.missing ?? []).filter((s) => datasetLabel(s.dataset) === dataset).length,
-      verdict: result.verdict,
-      summary: result.summary,
-    };
+    const runs = selectRows(own, options).rows.length;
+    const missing = (options.missing ?? []).filter((s) => datasetLabel(s.dataset) === dataset).length;
+    // The verdict column reads like the study's: say in the same row that it is a look at a part of it.
+    const interim = runs > 0 && missing > 0 ? `Interim, ${missing} of ${runs + missing} runs still missing (not the study's verdict): ` : '';
+    return { dataset, runs, missing, verdict: result.verdict, summary: interim + result.summary };
   });
 }
