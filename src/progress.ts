@@ -22,6 +22,33 @@ export interface ProgressOptions {
   /** Extra fields rendered after the ETA, in this order. */
   fields?: string[];
   enabled?: boolean;
+  /** Where the bar draws (stderr unless a test captures it). */
+  stream?: NodeJS.WritableStream;
+}
+
+/** Units per second, per minute or per hour, whichever shows digits: a grid of 8-minute runs is "7.5/h", not "0.00/s". */
+export function formatRate(done: number, elapsedSeconds: number): string {
+  if (elapsedSeconds <= 0) return '0/s';
+  const perSecond = done / elapsedSeconds;
+  if (perSecond >= 100) return `${perSecond.toFixed(0)}/s`;
+  if (perSecond >= 0.1 || perSecond === 0) return `${perSecond.toFixed(2)}/s`;
+  if (perSecond * 60 >= 0.1) return `${(perSecond * 60).toFixed(2)}/min`;
+  return `${(perSecond * 3600).toFixed(2)}/h`;
+}
+
+/**
+ * Time left at the mean rate so far, as "1h 05m", "4m 10s" or "12s"; "-" before the first unit is done.
+ * cli-progress's own ETA prints "NFs" while the rate is 0, which on a grid of 8-minute runs is the whole first run.
+ */
+export function formatEta(done: number, total: number, elapsedSeconds: number): string {
+  if (done <= 0 || elapsedSeconds <= 0 || !Number.isFinite(total)) return '-';
+  const left = Math.max(0, Math.round(((total - done) * elapsedSeconds) / done));
+  const h = Math.floor(left / 3600);
+  const m = Math.floor((left % 3600) / 60);
+  const sec = left % 60;
+  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m ${String(sec).padStart(2, '0')}s`;
+  return `${sec}s`;
 }
 
 const silent: Progress = { update() {}, increment() {}, setTotal() {}, stop() {} };
@@ -34,32 +61,32 @@ export function progressEnabled(): boolean {
 export function createProgress(options: ProgressOptions): Progress {
   if (!(options.enabled ?? progressEnabled())) return silent;
   const extra = (options.fields ?? []).map((f) => `${f} {${f}}`).join(' | ');
+  const stream = options.stream ?? process.stderr;
   const bar = new cliProgress.SingleBar(
     {
-      format: `${options.label} [{bar}] {value}/{total} ${options.unit ?? ''} | {rate}/s | ETA {eta_formatted}${extra ? ' | ' + extra : ''}`,
-      stream: process.stderr,
+      format: `${options.label} [{bar}] {value}/{total} ${options.unit ?? ''} | {rate} | ETA {etaText}${extra ? ' | ' + extra : ''}`,
+      stream,
       hideCursor: false,
-      etaBuffer: 50,
       fps: 5,
-      noTTYOutput: !process.stderr.isTTY,
+      noTTYOutput: !(stream as { isTTY?: boolean }).isTTY,
       notTTYSchedule: 10_000,
     },
     cliProgress.Presets.shades_classic,
   );
   const start = Date.now();
   const initial = Object.fromEntries((options.fields ?? []).map((f) => [f, '-']));
-  bar.start(options.total, 0, { ...initial, rate: '0' });
-  const rate = (value: number): string => {
+  bar.start(options.total, 0, { ...initial, rate: '0/s', etaText: '-' });
+  const timing = (value: number): { rate: string; etaText: string } => {
     const seconds = (Date.now() - start) / 1000;
-    return seconds > 0 ? (value / seconds).toFixed(value / seconds >= 100 ? 0 : 2) : '0';
+    return { rate: formatRate(value, seconds), etaText: formatEta(value, bar.getTotal(), seconds) };
   };
   return {
     update(value, fields) {
-      bar.update(value, { ...fields, rate: rate(value) });
+      bar.update(value, { ...fields, ...timing(value) });
     },
     increment(delta = 1, fields) {
       const value = bar.getProgress() * bar.getTotal() + delta;
-      bar.update(value, { ...fields, rate: rate(value) });
+      bar.update(value, { ...fields, ...timing(value) });
     },
     setTotal(total) {
       bar.setTotal(total);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   BUDGET_CHECKPOINTS,
+  BUDGET_DATASETS,
   budgetTargets,
   defaultBudgetFile,
   loadPretrainingCheckpoints,
@@ -215,8 +216,14 @@ test('readPretrainingCheckpoint: a model without a pretraining record is an erro
 });
 
 test('the budget grid runs the checkpoints the analysis names, clean, on the study\'s sizes', async () => {
-  const grid = JSON.parse(await readFile('data/grids/pretraining-budget.json', 'utf8')) as { experiments: Array<{ model: string; corruption: unknown; dataset: { trainSize: number } }> };
+  const grid = JSON.parse(await readFile('data/grids/pretraining-budget.json', 'utf8')) as {
+    experiments: Array<{ model: string; corruption: unknown; seed: number; dataset: { name: string; trainSize: number } }>;
+  };
   assert.deepEqual([...new Set(grid.experiments.map((e) => e.model))].sort(), [...BUDGET_CHECKPOINTS].sort());
+  // Every dataset the notebook reads, at every checkpoint, on the seeds the clean runs pair with.
+  const cells = new Set(grid.experiments.map((e) => `${e.model}|${e.dataset.name}|${e.seed}`));
+  for (const model of BUDGET_CHECKPOINTS) for (const dataset of BUDGET_DATASETS) for (const seed of [0, 1, 2]) assert.ok(cells.has(`${model}|${dataset}|${seed}`), `${model} ${dataset} seed ${seed}`);
+  assert.equal(cells.size, grid.experiments.length, 'no experiment twice');
   assert.ok(grid.experiments.every((e) => e.corruption === null && e.dataset.trainSize === 2000));
   assert.equal(defaultBudgetFile('data/results/results.jsonl'), join('data/results', 'pretraining-budget.jsonl'));
 });

@@ -27,8 +27,8 @@ import { mean, olsSlope, pct, summarise } from './stats';
  */
 export const BUDGET_CHECKPOINTS = ['small-v1', '.cache/checkpoints/small-v3-step-2800'] as const;
 
-/** The datasets the budget grid runs: the three whose study finished first (with from-scratch runs beside them). */
-export const BUDGET_DATASETS = ['sst2', 'emotion', 'twitter_financial_news_topic'] as const;
+/** The datasets the budget grid runs: the four whose study finished first (with from-scratch runs beside them). */
+export const BUDGET_DATASETS = ['sst2', 'emotion', 'twitter_financial_news_topic', 'ag_news'] as const;
 
 const RESTORE_SCRIPT = fileURLToPath(new URL('../../scripts/checkpoint-from-history.sh', import.meta.url));
 
