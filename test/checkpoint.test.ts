@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +104,58 @@ test('loads both parity fixtures with every expected name, shape and value', asy
     disposeParams(c.params);
   }
   assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+});
+
+const PYTHON = process.env.HEALING_PYTHON || '/usr/bin/python3';
+const haveTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+
+/**
+ * Writes the fixture's weights as PyTorch does (torch.save of the state dict, zip or pre-1.6 format), under
+ * the names Google's BERT miniatures use, beside a config.json without model_type, as those repositories have.
+ */
+function torchCheckpoint(out: string, legacy: boolean): void {
+  const script = `
+import json, struct, sys, torch
+src, out, legacy = sys.argv[1], sys.argv[2], sys.argv[3] == '1'
+raw = open(src + '/model.safetensors', 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+header = json.loads(raw[8:8 + n]); header.pop('__metadata__', None)
+sd = {}
+for name, e in header.items():
+    a, b = e['data_offsets']
+    t = torch.frombuffer(bytearray(raw[8 + n + a:8 + n + b]), dtype=torch.float32).reshape(e['shape'])
+    sd[name.replace('LayerNorm.weight', 'LayerNorm.gamma').replace('LayerNorm.bias', 'LayerNorm.beta')] = t.clone()
+# A module's state dict carries _metadata and may hold non-contiguous tensors: keep both as real files do.
+from collections import OrderedDict
+sd = OrderedDict(sd); sd._metadata = OrderedDict({'': {'version': 1}})
+w = 'bert.encoder.layer.0.attention.self.query.weight'
+sd[w] = sd[w].t().contiguous().t()
+sd['bert.embeddings.position_ids'] = torch.arange(40).unsqueeze(0)
+torch.save(sd, out + '/pytorch_model.bin', _use_new_zipfile_serialization=not legacy)
+config = json.load(open(src + '/config.json')); config.pop('model_type')
+json.dump(config, open(out + '/config.json', 'w'))
+`;
+  const r = spawnSync(PYTHON, ['-c', script, BERT, out, legacy ? '1' : '0'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+test('a checkpoint stored as Google\'s miniatures are (pytorch_model.bin, no model_type) loads the same weights as its safetensors', { skip: !haveTorch && `no torch for ${PYTHON}` }, async () => {
+  const reference = await loadCheckpoint(BERT);
+  const expected = await paramBits(reference);
+  for (const legacy of [false, true]) {
+    const dir = join(work, `torch-${legacy ? 'legacy' : 'zip'}`);
+    await mkdir(dir);
+    torchCheckpoint(dir, legacy);
+    const c = await loadCheckpoint(dir);
+    assert.equal(c.config.modelType, 'bert', 'inferred from the fields');
+    assert.equal(c.config.raw.model_type, 'bert', 'a saved copy states it');
+    assert.deepEqual(c.report.files, [join(dir, 'pytorch_model.bin')]);
+    assert.deepEqual([...(await paramBits(c)).entries()].sort(), [...expected.entries()].sort(), legacy ? 'legacy format' : 'zip format');
+    assert.ok(c.report.renamed.some((r) => r.from.endsWith('LayerNorm.gamma')), 'gamma/beta renamed');
+    assert.ok(c.report.ignored.some((r) => r.name === 'bert.embeddings.position_ids'));
+    disposeParams(c.params);
+  }
+  disposeParams(reference.params);
 });
 
 test('old BERT naming: gamma/beta, no bert. prefix, pretraining heads and position_ids are handled', async () => {
@@ -418,7 +471,16 @@ test('bad checkpoint directories give one clear UserError naming the file and te
   await mkdir(torchOnly);
   await writeFile(join(torchOnly, 'config.json'), JSON.stringify(config));
   await writeFile(join(torchOnly, 'pytorch_model.bin'), 'not really');
-  await assertUserError(loadCheckpoint(torchOnly), [join(torchOnly, 'model.safetensors'), 'pytorch_model.bin']);
+  await assertUserError(loadCheckpoint(torchOnly), [join(torchOnly, 'pytorch_model.bin')]);
+
+  const tfOnly = join(work, 'tf-only');
+  await mkdir(tfOnly);
+  await writeFile(join(tfOnly, 'config.json'), JSON.stringify(config));
+  await writeFile(join(tfOnly, 'tf_model.h5'), 'not really');
+  await assertUserError(loadCheckpoint(tfOnly), [join(tfOnly, 'model.safetensors'), 'pytorch_model.bin', 'tf_model.h5']);
+
+  const untyped = await variant({ ...config, model_type: undefined, num_hidden_layers: undefined }, entries);
+  await assertUserError(loadCheckpoint(untyped), [join(untyped, 'config.json'), 'model_type is missing']);
 
   const badJson = await variant(config, entries);
   await writeFile(join(badJson, 'config.json'), '{"model_type": "bert",');

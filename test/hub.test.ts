@@ -23,6 +23,7 @@ const REPO = 'tiny-org/tiny-bert';
 const work = mkdtempSync(join(tmpdir(), 'healing-hub-'));
 const hubRoot = join(work, 'hub');
 const weights = randomBytes(300_000);
+const onlyBin = randomBytes(2000);
 const config = JSON.stringify({ model_type: 'bert', hidden_size: 8 });
 const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'hello'].join('\n');
 let server: HubServer;
@@ -37,7 +38,10 @@ before(async () => {
   mkdirSync(join(hubRoot, 'tiny-org/only-bin'), { recursive: true });
   writeFileSync(join(hubRoot, 'tiny-org/only-bin/config.json'), config);
   writeFileSync(join(hubRoot, 'tiny-org/only-bin/vocab.txt'), vocab);
-  writeFileSync(join(hubRoot, 'tiny-org/only-bin/pytorch_model.bin'), randomBytes(2000));
+  writeFileSync(join(hubRoot, 'tiny-org/only-bin/pytorch_model.bin'), onlyBin);
+  mkdirSync(join(hubRoot, 'tiny-org/no-weights'), { recursive: true });
+  writeFileSync(join(hubRoot, 'tiny-org/no-weights/config.json'), config);
+  writeFileSync(join(hubRoot, 'tiny-org/no-weights/vocab.txt'), vocab);
   mkdirSync(join(hubRoot, 'tiny-org/no-tokenizer'), { recursive: true });
   writeFileSync(join(hubRoot, 'tiny-org/no-tokenizer/config.json'), config);
   writeFileSync(join(hubRoot, 'tiny-org/no-tokenizer/model.safetensors'), weights);
@@ -194,11 +198,14 @@ test('offline: a clear message naming the endpoint and the URL', async () => {
   await assert.rejects(downloadModel(REPO), /HF_HUB_OFFLINE is set/);
 });
 
-test('a repository without model.safetensors: the error names the repo and pytorch_model.bin', async () => {
-  await assert.rejects(downloadModel('tiny-org/only-bin'), (e: Error) => {
+test('a repository with only pytorch_model.bin downloads it; one with neither weight file names the repo and both', async () => {
+  const dir = await downloadModel('tiny-org/only-bin');
+  assert.deepEqual(readFileSync(join(dir, 'pytorch_model.bin')), onlyBin);
+  assert.equal(existsSync(join(dir, 'model.safetensors')), false);
+  await assert.rejects(downloadModel('tiny-org/no-weights'), (e: Error) => {
     assert.ok(e instanceof UserError);
-    assert.ok(e.message.includes('tiny-org/only-bin'));
-    assert.ok(e.message.includes('pytorch_model.bin'));
+    assert.ok(e.message.includes('tiny-org/no-weights'));
+    assert.ok(e.message.includes('model.safetensors') && e.message.includes('pytorch_model.bin'));
     return true;
   });
   await assert.rejects(downloadModel('tiny-org/absent'), /repository tiny-org\/absent not found/);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, cpSync, openSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, cpSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TFJS_NUMERICS } from '../src/backend/engine';
@@ -265,4 +266,19 @@ test('healing run --dry-run decides on the engine this process starts: an old ro
   assert.match(lines[0], new RegExp(`^${identityHash(now)}  done     sst2 clean seed 0$`));
   assert.match(lines[1], /^[0-9a-f]{16}  pending  sst2 clean seed 1  \(changed since recorded: numerics native-1 -> tfjs-1\)$/);
   assert.deepEqual(JSON.parse(lines[2]), { total: 2, done: 1, pending: 1 });
+});
+
+test('a checkpoint stored as pytorch_model.bin is fingerprinted by its weights; a safetensors one as before', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'config.json'), '{"model_type": "bert"}');
+  writeFileSync(join(dir, 'pytorch_model.bin'), 'weights, first version');
+  const first = await modelFingerprint(dir);
+  writeFileSync(join(dir, 'pytorch_model.bin'), 'weights, second version');
+  assert.notEqual(await modelFingerprint(dir), first, 'other weights, other fingerprint');
+  // The study's rows record the shipped default's fingerprint (config.json then model.safetensors): reading
+  // .bin files must not have moved it.
+  const shipped = shippedModelDir('default');
+  const hash = createHash('sha256');
+  for (const file of ['config.json', 'model.safetensors']) hash.update(readFileSync(join(shipped, file)));
+  assert.equal(await modelFingerprint(shipped), hash.digest('hex').slice(0, 16));
 });

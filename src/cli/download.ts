@@ -5,7 +5,7 @@ import { downloadModel } from '../io/hub';
 export function register(program: Command): void {
   program
     .command('download')
-    .description('download a model checkpoint (config.json, model.safetensors, tokenizer files) from the Hugging Face hub into the cache (HF_ENDPOINT, HF_HOME, HF_TOKEN)')
+    .description('download a model checkpoint (config.json, model.safetensors or else pytorch_model.bin, tokenizer files) from the Hugging Face hub into the cache (HF_ENDPOINT, HF_HOME, HF_TOKEN)')
     .argument('<repo-id>', 'hub repository id, e.g. google-bert/bert-base-uncased')
     .option('--revision <rev>', 'branch, tag or commit', 'main')
     .option('--files <list>', 'comma-separated files to fetch instead of the checkpoint defaults (all required)')

@@ -43,7 +43,8 @@ export const LEGACY_NUMERICS: string = TFJS_NUMERICS;
  */
 export async function modelFingerprint(dir: string): Promise<string> {
   const hash = createHash('sha256');
-  for (const file of ['config.json', 'model.safetensors']) {
+  // pytorch_model.bin last: a safetensors checkpoint's fingerprint stays what it was before .bin files loaded.
+  for (const file of ['config.json', 'model.safetensors', 'pytorch_model.bin']) {
     const path = join(dir, file);
     if (existsSync(path)) hash.update(await readFile(path));
   }

@@ -12,8 +12,10 @@ import {
   readSafetensorsHeader,
   writeSafetensors,
   type SafetensorsDtype,
+  type SafetensorsTensor,
   type WriteTensor,
 } from './safetensors';
+import { readPytorch, readPytorchHeader } from './pytorch-bin';
 
 /**
  * Hugging Face checkpoint directories (config.json + model.safetensors + tokenizer files) in and
@@ -97,31 +99,49 @@ async function readCheckpointConfig(dir: string): Promise<ModelConfig> {
   }
 }
 
-/** The safetensors files holding the weights: one file, or the shards an index lists. */
+/** The shards a Hugging Face index file (model.safetensors.index.json, pytorch_model.bin.index.json) lists. */
+async function indexedShards(dir: string, indexPath: string): Promise<string[]> {
+  const index = (await readJson(indexPath)) as { weight_map?: unknown };
+  const map = index?.weight_map;
+  if (typeof map !== 'object' || map === null || !Object.values(map).every((v) => typeof v === 'string')) {
+    throw new UserError(`${indexPath}: weight_map is missing or not an object of file names`);
+  }
+  const shards = [...new Set(Object.values(map) as string[])];
+  for (const shard of shards) {
+    if (shard.includes('/') || shard.includes('\\')) throw new UserError(`${indexPath}: shard name ${JSON.stringify(shard)} is not a plain file name`);
+  }
+  return shards.map((s) => join(dir, s));
+}
+
+/**
+ * The files holding the weights: safetensors first (one file or the shards an index lists), else PyTorch's
+ * pytorch_model.bin, which older hub checkpoints (Google's BERT miniatures among them) have alone. The .bin is
+ * read by a restricted unpickler that runs nothing (src/io/pytorch-bin.ts).
+ */
 async function weightFiles(dir: string): Promise<string[]> {
-  const single = join(dir, 'model.safetensors');
-  if ((await pathKind(single)) === 'file') return [single];
-  const indexPath = join(dir, 'model.safetensors.index.json');
-  if ((await pathKind(indexPath)) === 'file') {
-    const index = (await readJson(indexPath)) as { weight_map?: unknown };
-    const map = index?.weight_map;
-    if (typeof map !== 'object' || map === null || !Object.values(map).every((v) => typeof v === 'string')) {
-      throw new UserError(`${indexPath}: weight_map is missing or not an object of file names`);
-    }
-    const shards = [...new Set(Object.values(map) as string[])];
-    for (const shard of shards) {
-      if (shard.includes('/') || shard.includes('\\')) throw new UserError(`${indexPath}: shard name ${JSON.stringify(shard)} is not a plain file name`);
-    }
-    return shards.map((s) => join(dir, s));
+  for (const [single, index] of [['model.safetensors', 'model.safetensors.index.json'], ['pytorch_model.bin', 'pytorch_model.bin.index.json']]) {
+    if ((await pathKind(join(dir, single))) === 'file') return [join(dir, single)];
+    if ((await pathKind(join(dir, index))) === 'file') return indexedShards(dir, join(dir, index));
   }
   const others = [];
-  for (const name of ['pytorch_model.bin', 'tf_model.h5', 'flax_model.msgpack']) {
+  for (const name of ['tf_model.h5', 'flax_model.msgpack']) {
     if (await pathKind(join(dir, name))) others.push(name);
   }
   const hint = others.length
-    ? ` (found ${others.join(', ')}: only safetensors is supported; convert it, e.g. with transformers' save_pretrained(safe_serialization=True))`
+    ? ` (found ${others.join(', ')}: only safetensors and pytorch_model.bin are read; convert it, e.g. with transformers' save_pretrained(safe_serialization=True))`
     : '';
-  throw new UserError(`${single}: not found${hint}`);
+  throw new UserError(`${join(dir, 'model.safetensors')}: not found, nor pytorch_model.bin${hint}`);
+}
+
+const isPytorchFile = (file: string): boolean => file.endsWith('.bin');
+
+/** Names, dtypes and shapes of a weight file's tensors, without reading their data. */
+async function readWeightsHeader(file: string): Promise<{ entries: Array<{ name: string; dtype: SafetensorsDtype; shape: number[] }> }> {
+  return isPytorchFile(file) ? readPytorchHeader(file) : readSafetensorsHeader(file);
+}
+
+async function readWeights(file: string, names: (name: string) => boolean): Promise<Map<string, SafetensorsTensor>> {
+  return (isPytorchFile(file) ? await readPytorch(file, { names }) : await readSafetensors(file, { names })).tensors;
 }
 
 interface StoredTensor {
@@ -181,7 +201,7 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
   const configPath = join(dir, 'config.json');
   const files = await weightFiles(dir);
   const headers = [];
-  for (const file of files) headers.push({ file, header: await readSafetensorsHeader(file) });
+  for (const file of files) headers.push({ file, header: await readWeightsHeader(file) });
   // The depth is bounded by the file before any name or layout is built from the config: one declaring
   // 1e9 layers once aborted V8, and one declaring fewer layers than stored silently ran a smaller model.
   const layerIndices = new Set<number>();
@@ -299,7 +319,7 @@ export async function loadCheckpoint(dir: string, options: LoadOptions = {}): Pr
   for (const file of files) {
     const keys = new Set([...used.values()].filter((t) => t.file === file).map((t) => t.key));
     if (!keys.size) continue;
-    const { tensors } = await readSafetensors(file, { names: (n) => keys.has(n) });
+    const tensors = await readWeights(file, (n) => keys.has(n));
     for (const [name, t] of used) {
       if (t.file !== file) continue;
       const read = tensors.get(t.key)!;

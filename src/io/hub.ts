@@ -478,7 +478,9 @@ export interface DownloadModelOptions extends HubOptions {
 }
 
 export const MODEL_FILES = {
-  required: ['config.json', 'model.safetensors'],
+  required: ['config.json'],
+  /** The first of these the repository has is downloaded. */
+  weights: ['model.safetensors', 'pytorch_model.bin'],
   /** At least one of vocab.txt / tokenizer.json must exist. */
   tokenizer: ['vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'],
 } as const;
@@ -513,18 +515,20 @@ export async function downloadModel(repoId: string, options: DownloadModelOption
         'healing forward and corrupt work on it, commands that tokenize text (finetune, evaluate, fill-mask, tokenize) will not\n',
     );
   }
-  try {
-    await fetchFile({ ...pinned, filename: 'model.safetensors' });
-  } catch (error) {
-    if (error instanceof HubEntryNotFoundError) {
-      throw new UserError(
-        `${repoId} (revision ${options.revision ?? 'main'}) has no model.safetensors; checkpoints stored only as ` +
-          `pytorch_model.bin (or sharded safetensors) are not supported — pick a repository or revision with model.safetensors`,
-      );
+  // safetensors where the hub has it; else the pickle, which older repositories (Google's BERT miniatures)
+  // have alone and the loader reads without running it.
+  for (const filename of MODEL_FILES.weights) {
+    try {
+      await fetchFile({ ...pinned, filename });
+      return dir;
+    } catch (error) {
+      if (!(error instanceof HubEntryNotFoundError)) throw error;
     }
-    throw error;
   }
-  return dir;
+  throw new UserError(
+    `${repoId} (revision ${options.revision ?? 'main'}) has neither ${MODEL_FILES.weights.join(' nor ')}; sharded ` +
+      `checkpoints and TensorFlow/Flax weights are not supported — pick a repository or revision with one of those files`,
+  );
 }
 
 /**

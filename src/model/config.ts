@@ -85,11 +85,27 @@ function issuesText(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
+/**
+ * The architecture of a config.json written before transformers stored `model_type` (Google's BERT
+ * miniatures still are: transformers guesses from the repository's name, we from the fields, which a
+ * local copy keeps too). Undefined when the fields don't say.
+ */
+function inferredModelType(raw: Record<string, unknown>): 'bert' | 'distilbert' | undefined {
+  const has = (...keys: string[]) => keys.every((k) => raw[k] !== undefined);
+  const bert = has('hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size');
+  const distilbert = has('dim', 'n_layers', 'n_heads', 'hidden_dim');
+  if (bert && !distilbert) return 'bert';
+  if (distilbert && !bert) return 'distilbert';
+  return undefined;
+}
+
 /** Parses a Hugging Face config.json object. `source` names the file in error messages. */
 export function parseConfig(json: unknown, source = 'config.json'): ModelConfig {
   if (typeof json !== 'object' || json === null) throw new ConfigError(`${source}: not a JSON object`);
-  const raw = json as Record<string, unknown>;
-  const modelType = raw.model_type;
+  const stated = json as Record<string, unknown>;
+  const modelType = stated.model_type ?? inferredModelType(stated);
+  // A model saved from here states what it was read as.
+  const raw = stated.model_type === undefined && modelType !== undefined ? { ...stated, model_type: modelType } : stated;
   // transformers derives num_labels from id2label; a file that states both must agree, or which one the
   // classifier has is a guess.
   if (raw.num_labels !== undefined && raw.id2label && typeof raw.id2label === 'object') {
@@ -156,7 +172,9 @@ export function parseConfig(json: unknown, source = 'config.json'): ModelConfig 
     };
   }
   throw new ConfigError(
-    `${source}: model_type ${JSON.stringify(modelType)} is not supported (expected "bert" or "distilbert")`,
+    modelType === undefined
+      ? `${source}: model_type is missing, and the fields name neither BERT (hidden_size, num_hidden_layers, num_attention_heads, intermediate_size) nor DistilBERT (dim, n_layers, n_heads, hidden_dim)`
+      : `${source}: model_type ${JSON.stringify(modelType)} is not supported (expected "bert" or "distilbert")`,
   );
 }
 
