@@ -155,6 +155,25 @@ test('a checkpoint stored as Google\'s miniatures are (pytorch_model.bin, no mod
     assert.ok(c.report.ignored.some((r) => r.name === 'bert.embeddings.position_ids'));
     disposeParams(c.params);
   }
+  // Sharded as transformers shards big .bin checkpoints: pytorch_model.bin.index.json names each tensor's file.
+  const sharded = join(work, 'torch-sharded');
+  await mkdir(sharded);
+  const split = `
+import sys, torch, json
+d = sys.argv[1]
+sd = torch.load(d + '/../torch-zip/pytorch_model.bin', weights_only=True)
+names = list(sd); half = len(names) // 2
+parts = {'pytorch_model-00001-of-00002.bin': names[:half], 'pytorch_model-00002-of-00002.bin': names[half:]}
+for f, ns in parts.items(): torch.save({n: sd[n] for n in ns}, d + '/' + f)
+json.dump({'metadata': {}, 'weight_map': {n: f for f, ns in parts.items() for n in ns}}, open(d + '/pytorch_model.bin.index.json', 'w'))
+`;
+  const r = spawnSync(PYTHON, ['-c', split, sharded], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  await writeFile(join(sharded, 'config.json'), await readFile(join(work, 'torch-zip', 'config.json')));
+  const c = await loadCheckpoint(sharded);
+  assert.equal(c.report.files.length, 2);
+  assert.deepEqual([...(await paramBits(c)).entries()].sort(), [...expected.entries()].sort(), 'sharded');
+  disposeParams(c.params);
   disposeParams(reference.params);
 });
 
