@@ -26,12 +26,15 @@ export interface ProgressOptions {
   stream?: NodeJS.WritableStream;
 }
 
-/** Units per second, per minute or per hour, whichever shows digits: a grid of 8-minute runs is "7.5/h", not "0.00/s". */
+/**
+ * Units per second, per minute or per hour, whichever shows digits: a grid of 8-minute runs is "7.5/h", not "0.00/s".
+ * "-" until the first unit is done, like the ETA: a rate of 0 for a whole first run reads as a stalled job.
+ */
 export function formatRate(done: number, elapsedSeconds: number): string {
-  if (elapsedSeconds <= 0) return '0/s';
+  if (done <= 0 || elapsedSeconds <= 0) return '-';
   const perSecond = done / elapsedSeconds;
   if (perSecond >= 100) return `${perSecond.toFixed(0)}/s`;
-  if (perSecond >= 0.1 || perSecond === 0) return `${perSecond.toFixed(2)}/s`;
+  if (perSecond >= 0.1) return `${perSecond.toFixed(2)}/s`;
   if (perSecond * 60 >= 0.1) return `${(perSecond * 60).toFixed(2)}/min`;
   return `${(perSecond * 3600).toFixed(2)}/h`;
 }

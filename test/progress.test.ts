@@ -19,8 +19,8 @@ test('formatRate: the unit that shows digits', () => {
   assert.equal(formatRate(1, 120), '0.50/min');
   assert.equal(formatRate(1, 8 * 60), '0.13/min');
   assert.equal(formatRate(1, 3600), '1.00/h');
-  assert.equal(formatRate(0, 10), '0.00/s');
-  assert.equal(formatRate(1, 0), '0/s');
+  assert.equal(formatRate(0, 10), '-', 'nothing done yet: no rate, as the ETA');
+  assert.equal(formatRate(1, 0), '-');
 });
 
 test('createProgress draws value, rate and ETA on the stream it is given, never "NFs"', () => {

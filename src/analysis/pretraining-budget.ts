@@ -27,7 +27,11 @@ import { mean, olsSlope, pct, summarise } from './stats';
  */
 export const BUDGET_CHECKPOINTS = ['small-v1', '.cache/checkpoints/small-v3-step-2800'] as const;
 
-/** The datasets the budget grid runs: the four whose study finished first (with from-scratch runs beside them). */
+/**
+ * The datasets the budget grid runs: the four whose study finished first (with from-scratch runs beside them).
+ * DBpedia-14 is left out on purpose: the clean model is within 2 points of its bag of words (the target there) and
+ * from scratch + 10 points is above 100 %, so no budget question is left to extrapolate.
+ */
 export const BUDGET_DATASETS = ['sst2', 'emotion', 'twitter_financial_news_topic', 'ag_news'] as const;
 
 const RESTORE_SCRIPT = fileURLToPath(new URL('../../scripts/checkpoint-from-history.sh', import.meta.url));

@@ -48,6 +48,8 @@ const ALLOWED_GLOBALS = new Set([
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 /** A state dict's pickle is a few kB per tensor; more opcodes than this is not one. */
 const MAX_OPCODES = 50_000_000;
+/** 4 GiB once widened to float32: the wasm heap's cap, and ~30x bert-large's largest tensor (its word embeddings). */
+const MAX_TENSOR_ELEMENTS = 2 ** 30;
 
 class Global {
   constructor(readonly path: string) {}
@@ -123,15 +125,25 @@ function unpickle(bytes: Uint8Array, start: number, file: string, persistentLoad
     if (!ALLOWED_GLOBALS.has(path)) fail(file, `pickle imports "${path}", which a state dict never needs: refused (only tensors are read, nothing runs)`);
     return new Global(path);
   };
+  // Python keeps the last of duplicate keys; a state dict never has any, so one is damage, not a choice to make.
+  const put = (map: Map<unknown, unknown>, key: unknown, value: unknown) => {
+    if (map.has(key)) fail(file, `key ${typeof key === 'string' ? `"${key}"` : describe(key)} appears twice in one mapping: a state dict names each tensor once`);
+    map.set(key, value);
+  };
   const setItems = (target: unknown, items: unknown[]) => {
     if (!(target instanceof Map)) fail(file, `malformed pickle: SETITEM(S) on a ${describe(target)} at offset ${pos - 1}`);
-    for (let i = 0; i + 1 < items.length; i += 2) target.set(items[i], items[i + 1]);
+    for (let i = 0; i + 1 < items.length; i += 2) put(target, items[i], items[i + 1]);
   };
   const reduce = (callable: unknown, args: unknown): unknown => {
     if (!(callable instanceof Global) || !Array.isArray(args)) fail(file, `malformed pickle: REDUCE of a ${describe(callable)} at offset ${pos - 1}`);
     if (callable.path === 'collections.OrderedDict') {
       const map = new Map<unknown, unknown>();
-      for (const pair of (args[0] as unknown[][] | undefined) ?? []) map.set(pair[0], pair[1]);
+      const pairs = args[0] ?? [];
+      if (!Array.isArray(pairs)) fail(file, `malformed pickle: OrderedDict called with a ${describe(pairs)} at offset ${pos - 1}, not a list of pairs`);
+      for (const pair of pairs) {
+        if (!Array.isArray(pair) || pair.length !== 2) fail(file, `malformed pickle: an OrderedDict item is a ${describe(pair)} at offset ${pos - 1}, not a (key, value) pair`);
+        put(map, pair[0], pair[1]);
+      }
       return map;
     }
     if (callable.path === 'torch._utils._rebuild_parameter') {
@@ -353,12 +365,13 @@ async function parse(path: string): Promise<Parsed> {
   }
   const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
   const parsed = isZip ? parseZip(path, bytes) : parseLegacy(path, bytes);
-  const seen = new Set<string>();
   for (const [name, t] of parsed.tensors) {
-    if (seen.has(name)) fail(path, `tensor "${name}" appears twice`);
-    seen.add(name);
-    // The last element a view reaches must lie inside its storage, before anything is allocated.
+    // The last element a view reaches must lie inside its storage, and the view must fit in memory once widened,
+    // both before anything is allocated (a stride-0 view of 4 elements can claim 10^12).
     const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (numel > MAX_TENSOR_ELEMENTS) {
+      fail(path, `tensor "${name}" (shape [${t.shape.join(', ')}]) has ${numel} elements, more than the ${MAX_TENSOR_ELEMENTS} a float32 tensor here can hold`);
+    }
     const last = numel === 0 ? t.offset : t.offset + t.shape.reduce((s, d, i) => s + (d - 1) * t.stride[i], 0);
     if (numel > 0 && last >= t.storage.numel) {
       fail(path, `tensor "${name}" (shape [${t.shape.join(', ')}], offset ${t.offset}) reaches element ${last} of a storage of ${t.storage.numel}`);
