@@ -323,7 +323,7 @@ function verdictBadge(verdict: Verdict): string {
 const STYLE = `
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1d2939; line-height: 1.45; }
 h1 { font-size: 1.8em; } h2 { border-bottom: 1px solid #d0d5dd; padding-bottom: .2em; margin-top: 2em; }
-table.healing-table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+table.healing-table { border-collapse: collapse; margin: 1em 0; font-size: .9em; display: block; max-width: 100%; overflow-x: auto; } /* wide tables (models: 11 columns) scroll inside the column, not past it */
 table.healing-table th, table.healing-table td { border: 1px solid #d0d5dd; padding: .3em .6em; text-align: left; vertical-align: top; }
 table.healing-table th { background: #f2f4f7; }
 .verdict { color: white; padding: .15em .6em; border-radius: .8em; font-weight: 600; }
